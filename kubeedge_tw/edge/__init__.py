@@ -1,0 +1,2 @@
+"""The edge side (KubeEdge's edgecore): edgehub (``websocket``), metaManager, edged,
+eventbus, twin and servicebus."""
