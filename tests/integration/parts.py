@@ -1,0 +1,283 @@
+"""How integration tests get real parts: executables, the Docker engine, a mosquitto broker.
+
+Integration tests run against the real thing (STYLE.md 2.12), never a mock. When a part is
+missing on a developer's machine the test is skipped with a message naming the Debian
+package to install; under ``CI=true`` the same message fails the test instead, because an
+integration test that quietly skips in CI proves nothing (our issue tracker's policy).
+``scripts/test.sh`` installs every part and, as root, starts dockerd.
+
+Everything that waits does so on the reactor: processes are spawned with
+``reactor.spawnProcess`` or ``getProcessOutputAndValue`` and polled with ``deferLater``;
+nothing here sleeps.
+"""
+
+import os
+import shutil
+import signal
+import socket
+
+import docker
+import requests
+from twisted.internet import defer, error, protocol, reactor, task
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.trial.unittest import FailTest, SkipTest
+
+__all__ = [
+    "require_executable", "require_docker", "free_port", "start_mosquitto", "run_command",
+    "missing_part", "LOOPBACK",
+]
+
+#: The only address integration tests talk to.
+LOOPBACK = "127.0.0.1"
+
+#: Where Debian keeps daemons that are not on an ordinary user's PATH.
+_EXTRA_PATH = ("/usr/sbin", "/sbin")
+
+#: How often and how long :func:`start_mosquitto` polls the broker's port.
+_POLL_INTERVAL = 0.05
+_START_TIMEOUT = 10.0
+#: How long a broker gets to exit after SIGTERM before it is killed.
+_STOP_TIMEOUT = 5.0
+
+
+def missing_part(message):
+    """The exception for a missing real part: ``FailTest`` under ``CI=true``, else
+    ``SkipTest``; both carry ``message``, which names what to install."""
+    if os.environ.get("CI", "").strip().lower() == "true":
+        return FailTest(message + " (CI=true: a missing real part fails the test)")
+    return SkipTest(message)
+
+
+def require_executable(name, package):
+    """The absolute path of executable ``name``, searched on PATH plus /usr/sbin and /sbin.
+
+    When it is not there, raise :func:`missing_part` telling the reader to install the
+    Debian ``package``.
+    """
+    search = os.pathsep.join(
+        [p for p in os.environ.get("PATH", os.defpath).split(os.pathsep) if p]
+        + list(_EXTRA_PATH))
+    path = shutil.which(name, path=search)
+    if path is None:
+        raise missing_part("{} not found on PATH, /usr/sbin or /sbin: install the Debian "
+                           "package {} (apt-get install {})".format(name, package, package))
+    return os.path.abspath(path)
+
+
+def require_docker(timeout=5):
+    """A ``docker.DockerClient`` for the local engine, after its ``ping()`` succeeded.
+
+    Blocks for up to ``timeout`` seconds: call it on a thread (``deferToThread``) from
+    reactor code. A missing or silent engine gives :func:`missing_part`.
+    """
+    hint = ("install the Debian package docker.io and start dockerd as root; "
+            "scripts/test.sh does both when run as root")
+    try:
+        client = docker.from_env(timeout=timeout)
+    except (docker.errors.DockerException, requests.exceptions.RequestException,
+            OSError) as e:
+        raise missing_part("no Docker engine client ({}): {}".format(e, hint)) from None
+    try:
+        client.ping()
+    except (docker.errors.DockerException, requests.exceptions.RequestException,
+            OSError) as e:
+        client.close()
+        raise missing_part("the Docker engine does not answer ping ({}): {}".format(
+            e, hint)) from None
+    return client
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listened on a moment ago.
+
+    The kernel picks it (bind to port 0); there is a small window in which another process
+    could take it, acceptable for tests.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def _port_is_free(port):
+    """Whether nothing listens on 127.0.0.1:``port`` (a bind with SO_REUSEADDR succeeds)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((LOOPBACK, port))
+        except OSError:
+            return False
+        return True
+
+
+class _BrokerProtocol(protocol.ProcessProtocol):
+    """Keeps a broker's output for error messages; ``ended`` fires when it exits."""
+
+    def __init__(self):
+        self.output = b""
+        self.ended = defer.Deferred()
+        self.exited = False
+
+    def outReceived(self, data):
+        self.output += data
+
+    errReceived = outReceived
+
+    def processEnded(self, reason):
+        self.exited = True
+        self.ended.callback(reason.value)
+
+    def text(self):
+        """The broker's output so far, for a failure message."""
+        return self.output.decode("utf-8", errors="replace").strip() or "(no output)"
+
+
+def _stop_process(transport, proto):
+    """SIGTERM a process we started and return a Deferred firing when it has ended;
+    SIGKILL it when it outlives :data:`_STOP_TIMEOUT`."""
+    if proto.exited:
+        return defer.succeed(None)
+    try:
+        transport.signalProcess("TERM")
+    except error.ProcessExitedAlready:
+        pass
+
+    def kill():
+        if not proto.exited:
+            try:
+                transport.signalProcess("KILL")
+            except error.ProcessExitedAlready:
+                pass
+
+    timer = reactor.callLater(_STOP_TIMEOUT, kill)
+
+    def ended(_):
+        if timer.active():
+            timer.cancel()
+
+    d = defer.Deferred()
+    proto.ended.addBoth(ended).addBoth(lambda _: d.callback(None))
+    return d
+
+
+async def _wait_listening(port, proto):
+    """Poll 127.0.0.1:``port`` until a TCP connection succeeds; fail when the broker exits
+    first or nothing listens within :data:`_START_TIMEOUT` seconds."""
+    endpoint = TCP4ClientEndpoint(reactor, LOOPBACK, port, timeout=1)
+    attempts = int(_START_TIMEOUT / _POLL_INTERVAL)
+    for _ in range(attempts):
+        if proto.exited:
+            raise AssertionError("mosquitto exited before listening on {}:{}; its output:\n{}"
+                                 .format(LOOPBACK, port, proto.text()))
+        try:
+            probe = await connectProtocol(endpoint, protocol.Protocol())
+        except error.ConnectError:
+            await task.deferLater(reactor, _POLL_INTERVAL, lambda: None)
+            continue
+        probe.transport.loseConnection()
+        return
+    raise AssertionError("mosquitto did not listen on {}:{} within {}s; its output:\n{}"
+                         .format(LOOPBACK, port, _START_TIMEOUT, proto.text()))
+
+
+def start_mosquitto(testcase, port=None):
+    """Start a real mosquitto broker on 127.0.0.1:``port`` (a free port when None).
+
+    The config (``listener <port> 127.0.0.1``, anonymous access, no persistence) is written
+    under ``testcase.mktemp()``. Returns a Deferred firing with ``(port, process_transport)``
+    once the broker accepts TCP connections. A cleanup registered on ``testcase`` SIGTERMs
+    the broker and waits for it to end, so no broker outlives its test.
+    """
+    executable = require_executable("mosquitto", "mosquitto")
+    if port is None:
+        port = free_port()
+    elif not _port_is_free(port):
+        # Else the poll below would take the other listener for our broker.
+        raise AssertionError("cannot start mosquitto on {}:{}: something already listens "
+                             "there".format(LOOPBACK, port))
+    directory = os.path.abspath(testcase.mktemp())
+    os.makedirs(directory)
+    config = os.path.join(directory, "mosquitto.conf")
+    with open(config, "w") as f:
+        f.write("listener {} {}\nallow_anonymous true\npersistence false\n"
+                "log_dest stderr\n".format(port, LOOPBACK))
+    proto = _BrokerProtocol()
+    transport = reactor.spawnProcess(proto, executable, [executable, "-c", config],
+                                     env=dict(os.environ), path=directory)
+    testcase.addCleanup(_stop_process, transport, proto)
+    d = defer.Deferred.fromCoroutine(_wait_listening(port, proto))
+    d.addCallback(lambda _: (port, transport))
+    return d
+
+
+class _RecordingReactor:
+    """The reactor, except that it remembers the process transport ``spawnProcess`` made,
+    so that :func:`run_command` can kill a command that ran out of time
+    (``getProcessOutputAndValue`` does not hand the transport out)."""
+
+    def __init__(self, real):
+        self._real = real
+        self.transport = None
+
+    def spawnProcess(self, *args, **kwargs):
+        """Spawn through the real reactor and keep the transport."""
+        self.transport = self._real.spawnProcess(*args, **kwargs)
+        return self.transport
+
+
+class CommandTimeout(AssertionError):
+    """A command given to :func:`run_command` did not finish in time and was killed."""
+
+
+def run_command(args, timeout=60, env=None):
+    """Run a short command; a Deferred firing with ``(out, err, code)`` (bytes, bytes, int).
+
+    ``args[0]`` is found on PATH (plus /usr/sbin, /sbin) when it is not a path. A command
+    still running after ``timeout`` seconds is SIGKILLed and the Deferred fails with
+    :class:`CommandTimeout` carrying its output so far. A command killed by a signal for
+    another reason fails with an ``AssertionError`` naming the signal.
+    """
+    executable = args[0]
+    if os.sep not in executable:
+        found = shutil.which(executable, path=os.pathsep.join(
+            [os.environ.get("PATH", os.defpath)] + list(_EXTRA_PATH)))
+        executable = found or executable
+    spawner = _RecordingReactor(reactor)
+    d = getProcessOutputAndValue(executable, list(args[1:]),
+                                 env=dict(os.environ) if env is None else env,
+                                 reactor=spawner)
+    state = {"timed_out": False}
+
+    def expire():
+        state["timed_out"] = True
+        try:
+            spawner.transport.signalProcess("KILL")
+        except error.ProcessExitedAlready:
+            pass
+
+    timer = reactor.callLater(timeout, expire)
+
+    def finished(result):
+        if timer.active():
+            timer.cancel()
+        return result
+
+    def signalled(failure):
+        # getProcessOutputAndValue errbacks with the tuple (out, err, signal number).
+        value = failure.value
+        if not isinstance(value, tuple):
+            return failure
+        out, err, signum = value
+        if state["timed_out"]:
+            raise CommandTimeout("{} did not finish within {}s and was killed; stdout: {!r}; "
+                                 "stderr: {!r}".format(" ".join(args), timeout, out, err))
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = str(signum)
+        raise AssertionError("{} was killed by signal {}; stdout: {!r}; stderr: {!r}".format(
+            " ".join(args), name, out, err))
+
+    d.addBoth(finished)
+    d.addErrback(signalled)
+    return d
