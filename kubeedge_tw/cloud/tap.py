@@ -12,10 +12,15 @@ from kubeedge_tw.common.tap import (
 
 __all__ = ["Options", "makeService", "create_cloud_service", "CLOUD_MODULE_SPECS"]
 
+def _create_cloudhub(core, config):
+    from kubeedge_tw.cloud.cloudhub import create_cloudhub
+    return create_cloudhub(core, config)
+
+
 #: The cloud modules, in start order, with the config section that enables each. A
 #: ``None`` factory is a KubeEdge module this build does not provide yet.
 CLOUD_MODULE_SPECS = (
-    ModuleSpec(names.CLOUDHUB, "cloudHub", None),
+    ModuleSpec(names.CLOUDHUB, "cloudHub", _create_cloudhub),
     ModuleSpec(names.EDGECONTROLLER, "edgeController", None),
     ModuleSpec(names.DEVICECONTROLLER, "deviceController", None),
     ModuleSpec(names.SYNCCONTROLLER, "syncController", None),

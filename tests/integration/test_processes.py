@@ -14,6 +14,21 @@ CONF = os.path.join(TOP, "conf")
 TWISTD = "from twisted.scripts.twistd import run; run()"
 
 
+def cloud_config(testcase):
+    """A cloudcore.yaml: the shipped one with CloudHub on free loopback ports."""
+    from tests.integration.parts import free_port
+    import yaml
+    path = os.path.abspath(testcase.mktemp())
+    with open(os.path.join(CONF, "cloudcore.yaml")) as f:
+        data = yaml.safe_load(f)
+    hub = data["modules"]["cloudHub"]
+    hub["websocket"].update(address="127.0.0.1", port=free_port())
+    hub["https"].update(address="127.0.0.1", port=free_port())
+    with open(path, "w") as f:
+        yaml.safe_dump(data, f)
+    return path
+
+
 class Collect(protocol.ProcessProtocol):
     """Collects a process's output; fires ``started`` when ``marker`` shows up in it."""
 
@@ -86,8 +101,8 @@ class SideProcessTests(TestCase):
         """twistd -n kubeedge-cloud --config conf/cloudcore.yaml starts and stops on TERM."""
         state = os.path.abspath(self.mktemp())
         return self.run_until_started_then_term(
-            ["-c", TWISTD, "-n", "kubeedge-cloud", "--config",
-             os.path.join(CONF, "cloudcore.yaml"), "--state-dir", state], "kubeedge-cloud")
+            ["-c", TWISTD, "-n", "kubeedge-cloud", "--config", cloud_config(self),
+             "--state-dir", state], "kubeedge-cloud")
 
     @defer.inlineCallbacks
     def test_twistd_edge_pidfile(self):
@@ -120,7 +135,8 @@ class SideProcessTests(TestCase):
         """--logger json writes one JSON event per record, with stable log_event names."""
         state = os.path.abspath(self.mktemp())
         out = yield self.run_until_started_then_term(
-            ["-m", "kubeedge_tw", "cloud", "--logger", "json", "--state-dir", state],
+            ["-m", "kubeedge_tw", "cloud", "--logger", "json", "--config", cloud_config(self),
+             "--state-dir", state],
             "kubeedge-cloud", marker="core_started", text=False)
         events = [json.loads(chunk) for chunk in out.split("\x1e") if chunk.strip()]
         kinds = [e.get("log_event") for e in events]

@@ -1,0 +1,42 @@
+"""CloudHub (cloud module ``cloudhub``): the TLS websocket server edges dial.
+
+:func:`create_cloudhub` builds it from the cloud config; see :mod:`.hub` for what it does.
+"""
+
+from twisted.internet import endpoints
+from twisted.logger import Logger
+
+from kubeedge_tw.cloud.cloudhub.hub import CloudHub
+from kubeedge_tw.common import pki, tls
+
+__all__ = ["CloudHub", "create_cloudhub", "CloudHubSetupError"]
+
+log = Logger()
+
+
+class CloudHubSetupError(Exception):
+    """CloudHub cannot be built from the config (certificates); the message says why."""
+
+
+def create_cloudhub(core, config):
+    """CloudHub from ``modules.cloudHub``: creates the CA and server certificate in the
+    state dir on first start (never overwriting), then serves mutual TLS."""
+    hub = config.modules.cloudHub
+    ca, ca_key = config.resolve_path(hub.tlsCAFile), config.resolve_path(hub.tlsCAKeyFile)
+    cert, key = config.resolve_path(hub.tlsCertFile), config.resolve_path(hub.tlsPrivateKeyFile)
+    try:
+        written = pki.ensure_cloud_pki(ca, ca_key, cert, key, ips=tuple(hub.advertiseAddress),
+                                       dns_names=tuple(hub.dnsNames))
+        options = tls.server_options(ca, cert, key)
+    except (ValueError, OSError, tls.TLSFilesError) as e:
+        raise CloudHubSetupError("cloudHub certificates: {}".format(e)) from None
+    for path in written:
+        log.info("cloudhub created {path}", path=path, log_event="cloudhub_pki_created")
+    reactor = core.clock
+    endpoint = endpoints.SSL4ServerEndpoint(reactor, hub.websocket.port, options,
+                                            interface=hub.websocket.address)
+    return CloudHub(
+        core.clock, listen=endpoint.listen, address=hub.websocket.address,
+        port=hub.websocket.port, node_limit=hub.nodeLimit,
+        keepalive_interval=hub.keepaliveInterval, allow_any_node_cert=hub.allowAnyNodeCert,
+        max_message_size=hub.maxMessageSize)
