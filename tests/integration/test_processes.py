@@ -201,3 +201,38 @@ class FailingStartTests(TestCase):
         self.assertIn("kubeedge-cloud", out)
         self.assertIn("kubeedge-edge", out)
         self.assertIn("KubeEdge cloud side", out)
+
+
+class InstalledPackageTests(TestCase):
+    """The installed package (as scripts/test.sh installs it) is complete: every package
+    of the source tree imports from site-packages, and twistd finds the plugins there."""
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_installed_copy_is_complete(self):
+        """Each kubeedge_tw package imports from outside the source tree, and twistd
+        --help run there lists both plugins."""
+        packages = []
+        for root, dirs, files in os.walk(os.path.join(TOP, "kubeedge_tw")):
+            dirs[:] = [d for d in dirs if d != "__pycache__"]
+            if "__init__.py" in files:
+                packages.append(os.path.relpath(root, TOP).replace(os.sep, "."))
+        script = ("import importlib, sys\n"
+                  "for name in sys.argv[1:]:\n"
+                  "    mod = importlib.import_module(name)\n"
+                  "    assert not mod.__file__.startswith({!r}), mod.__file__\n"
+                  "from twisted.scripts.twistd import run\n"
+                  "sys.argv = ['twistd', '--help']\n"
+                  "run()\n").format(os.path.join(TOP, "kubeedge_tw", ""))
+        elsewhere = os.path.abspath(self.mktemp())
+        os.makedirs(elsewhere)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        proto = Collect()
+        reactor.spawnProcess(proto, sys.executable, [sys.executable, "-c", script] + packages,
+                             env=env, path=elsewhere)
+        code = yield with_timeout(proto.ended, 50, "installed import")
+        out = proto.out.decode(errors="replace")
+        self.assertEqual(code, 0, out)
+        self.assertIn("kubeedge-cloud", out)
+        self.assertIn("kubeedge-edge", out)
