@@ -23,6 +23,9 @@ usage: python -m kubeedge_tw COMMAND [options]
 commands:
   cloud     run the cloud side (cloudcore) in the foreground
   edge      run the edge side (edgecore) in the foreground
+  certs     init | issue-edge: the CA, the CloudHub server and edge certificates (cloud)
+  gettoken  print a join token for edges (cloud)
+  join      join this edge to a cloud with a token (edge)
   version   print versions
 
 'python -m kubeedge_tw cloud --help' lists the options of a side; both also take
@@ -106,6 +109,11 @@ def main(argv=None, stdout=sys.stdout, stderr=sys.stderr):
     if command == "version":
         stdout.write("\n".join(versions()) + "\n")
         return 0
+    if command in ("certs", "gettoken", "join"):
+        from kubeedge_tw.certs import cli as certs_cli
+        handler = {"certs": certs_cli.certs_main, "gettoken": certs_cli.gettoken_main,
+                   "join": certs_cli.join_main}[command]
+        return handler(rest, out=stdout, err=stderr)
     if command == "cloud":
         run_side("kubeedge-cloud", rest, stderr)
         return 0

@@ -8,7 +8,7 @@ from kubeedge_tw.common import names
 from kubeedge_tw.common.config import CLOUD
 from kubeedge_tw.common.core import ModuleSpec, build_core
 from kubeedge_tw.common.tap import (
-    SideOptions, exit_zero_after_clean_sigterm, prepare_state_dir)
+    SideOptions, build_or_exit, exit_zero_after_clean_sigterm, prepare_state_dir)
 
 __all__ = ["Options", "makeService", "create_cloud_service", "CLOUD_MODULE_SPECS"]
 
@@ -40,7 +40,8 @@ class Options(SideOptions):
 def create_cloud_service(config, reactor):
     """Build the cloud side's service tree from a loaded config."""
     prepare_state_dir(config.state_dir)
-    return build_core("kubeedge-cloud", reactor, config, CLOUD_MODULE_SPECS)
+    return build_or_exit("kubeedge-cloud", lambda: build_core(
+        "kubeedge-cloud", reactor, config, CLOUD_MODULE_SPECS))
 
 
 def makeService(options):

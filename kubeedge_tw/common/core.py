@@ -13,7 +13,12 @@ from twisted.logger import Logger
 
 from kubeedge_tw.common.bus import Bus
 
-__all__ = ["Core", "ModuleSpec", "build_core"]
+__all__ = ["Core", "ModuleSpec", "SetupError", "build_core"]
+
+
+class SetupError(Exception):
+    """A module cannot be built from the config (missing or bad files, ...). The side
+    reports the message as one line and exits 1 before anything starts."""
 
 
 class ModuleSpec:

@@ -59,6 +59,17 @@ def prepare_state_dir(path, stderr=None):
     return path
 
 
+def build_or_exit(side, build, stderr=None):
+    """Run ``build()``; a :class:`~kubeedge_tw.common.core.SetupError` becomes one line
+    on stderr and exit status 1 (before anything started)."""
+    from kubeedge_tw.common.core import SetupError
+    try:
+        return build()
+    except SetupError as e:
+        (stderr or sys.stderr).write("{}: {}\n".format(side, e))
+        raise SystemExit(1)
+
+
 def exit_zero_after_clean_sigterm(reactor):
     """Make a SIGTERM that ended in an orderly shutdown exit with status 0.
 

@@ -46,14 +46,17 @@ def _ca(ca_pem, what):
         raise TLSFilesError("{}: not a PEM certificate: {}".format(what, e)) from None
 
 
-def server_options(ca_file, cert_file, key_file):
-    """``IOpenSSLServerConnectionCreator`` for CloudHub: mutual TLS against ``ca_file``."""
+def server_options(ca_file, cert_file, key_file, require_client_cert=True):
+    """``IOpenSSLServerConnectionCreator`` for CloudHub: mutual TLS against ``ca_file``.
+
+    With ``require_client_cert=False`` (the bootstrap server) a client certificate is
+    optional, but still verified against the CA when one is presented."""
     pems = read_pem_files(tlsCAFile=ca_file, tlsCertFile=cert_file, tlsPrivateKeyFile=key_file)
     server = _private_certificate(pems["tlsCertFile"], pems["tlsPrivateKeyFile"], cert_file)
     ca = _ca(pems["tlsCAFile"], ca_file)
     return ssl.CertificateOptions(
         privateKey=server.privateKey.original, certificate=server.original,
-        verify=True, caCerts=[ca.original], requireCertificate=True,
+        verify=True, caCerts=[ca.original], requireCertificate=require_client_cert,
         raiseMinimumTo=ssl.TLSVersion.TLSv1_2)
 
 

@@ -6,15 +6,17 @@
 from twisted.internet import endpoints
 from twisted.logger import Logger
 
+from kubeedge_tw.certs.bootstrap import BootstrapResource, BootstrapService
 from kubeedge_tw.cloud.cloudhub.hub import CloudHub
 from kubeedge_tw.common import pki, tls
+from kubeedge_tw.common.core import SetupError
 
 __all__ = ["CloudHub", "create_cloudhub", "CloudHubSetupError"]
 
 log = Logger()
 
 
-class CloudHubSetupError(Exception):
+class CloudHubSetupError(SetupError):
     """CloudHub cannot be built from the config (certificates); the message says why."""
 
 
@@ -33,6 +35,8 @@ def create_cloudhub(core, config):
     for path in written:
         log.info("cloudhub created {path}", path=path, log_event="cloudhub_pki_created")
     reactor = core.clock
+    if hub.https.enable:
+        _add_bootstrap_server(core, config, reactor, ca, ca_key, cert, key)
     endpoint = endpoints.SSL4ServerEndpoint(reactor, hub.websocket.port, options,
                                             interface=hub.websocket.address)
     return CloudHub(
@@ -40,3 +44,18 @@ def create_cloudhub(core, config):
         port=hub.websocket.port, node_limit=hub.nodeLimit,
         keepalive_interval=hub.keepaliveInterval, allow_any_node_cert=hub.allowAnyNodeCert,
         max_message_size=hub.maxMessageSize)
+
+
+def _add_bootstrap_server(core, config, reactor, ca, ca_key, cert, key):
+    """The HTTPS bootstrap server (``/ca.crt``, ``/edge.crt``) as a child of the cloud
+    tree, started before CloudHub."""
+    https = config.modules.cloudHub.https
+    try:
+        options = tls.server_options(ca, cert, key, require_client_cert=False)
+        resource = BootstrapResource(pki.load_cert(ca), pki.load_key(ca_key), reactor,
+                                     cert_days=config.modules.cloudHub.edgeCertSigningDuration)
+    except (ValueError, OSError, tls.TLSFilesError) as e:
+        raise CloudHubSetupError("cloudHub.https certificates: {}".format(e)) from None
+    endpoint = endpoints.SSL4ServerEndpoint(reactor, https.port, options,
+                                            interface=https.address)
+    BootstrapService(endpoint.listen, resource).setServiceParent(core)
