@@ -8,15 +8,16 @@ from kubeedge_tw.common import names
 from kubeedge_tw.common.config import EDGE
 from kubeedge_tw.common.core import ModuleSpec, build_core
 from kubeedge_tw.common.tap import (
-    SideOptions, check_host_port, check_node_name, exit_zero_after_clean_sigterm,
-    prepare_state_dir)
+    SideOptions, build_or_exit, check_host_port, check_node_name,
+    exit_zero_after_clean_sigterm, prepare_state_dir)
+from kubeedge_tw.edge.edgehub import create_edgehub
 
 __all__ = ["Options", "makeService", "create_edge_service", "EDGE_MODULE_SPECS"]
 
 #: The edge modules, in start order, with the config section that enables each. A
 #: ``None`` factory is a KubeEdge module this build does not provide yet.
 EDGE_MODULE_SPECS = (
-    ModuleSpec(names.EDGEHUB, "edgeHub", None),
+    ModuleSpec(names.EDGEHUB, "edgeHub", create_edgehub),
     ModuleSpec(names.METAMANAGER, "metaManager", None),
     ModuleSpec(names.EDGED, "edged", None),
     ModuleSpec(names.DEVICETWIN, "deviceTwin", None),
@@ -53,7 +54,8 @@ class Options(SideOptions):
 def create_edge_service(config, reactor):
     """Build the edge side's service tree from a loaded config."""
     prepare_state_dir(config.state_dir)
-    return build_core("kubeedge-edge", reactor, config, EDGE_MODULE_SPECS)
+    return build_or_exit("kubeedge-edge", lambda: build_core(
+        "kubeedge-edge", reactor, config, EDGE_MODULE_SPECS))
 
 
 def makeService(options):
