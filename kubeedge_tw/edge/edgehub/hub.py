@@ -455,14 +455,22 @@ class EdgeHub(Module):
         return d
 
 
+def edge_node_name(config):
+    """This edge's node name: ``modules.edged.hostnameOverride``, or the host name
+    lowercased when that is empty (KubeEdge's default)."""
+    return config.modules.edged.hostnameOverride or socket.gethostname().lower()
+
+
 def create_edgehub(core, config):
     """Build the :class:`EdgeHub` from ``config.modules.edgeHub`` (and the node name from
     ``modules.edged.hostnameOverride``, empty = this host's name lowercased), on
     ``core.clock``."""
     section = config.modules.edgeHub
     host, port = split_host_port(section.websocket.server)
-    node_name = config.modules.edged.hostnameOverride or socket.gethostname().lower()
+    node_name = edge_node_name(config)
     timeout = section.websocket.handshakeTimeout
+    if section.rotateCertificates:
+        _add_cert_rotator(core, config, node_name)
     endpoint_factory = TLSEndpointFactory(
         core.clock, config.resolve_path(section.tlsCaFile),
         config.resolve_path(section.tlsCertFile),
@@ -470,3 +478,21 @@ def create_edgehub(core, config):
     return EdgeHub(core.clock, node_name=node_name, server_host=host, server_port=port,
                    endpoint_factory=endpoint_factory, project_id=section.projectID,
                    heartbeat=section.heartbeat, handshake_timeout=timeout)
+
+
+def _add_cert_rotator(core, config, node_name):
+    """Certificate rotation (``modules.edgeHub.rotateCertificates``) as a sibling service
+    of EdgeHub: renews through ``modules.edgeHub.httpServer`` with the current cert."""
+    from twisted.internet import defer
+
+    from kubeedge_tw.certs.join import renew
+    from kubeedge_tw.certs.rotation import CertRotator
+    section = config.modules.edgeHub
+
+    def renew_now(https_url, node, ca_file, cert_file, key_file):
+        return defer.Deferred.fromCoroutine(
+            renew(core.clock, https_url, node, ca_file, cert_file, key_file))
+
+    CertRotator(core.clock, renew_now, node_name, section.httpServer,
+                config.resolve_path(section.tlsCaFile), config.resolve_path(section.tlsCertFile),
+                config.resolve_path(section.tlsPrivateKeyFile)).setServiceParent(core)
