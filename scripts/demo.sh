@@ -88,9 +88,29 @@ say "installing kubeedge-tw into $venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check . >"$demo_dir.pip.log" 2>&1 \
   || { tail -20 "$demo_dir.pip.log" >&2; die "pip install ."; }
 
-# 2. the two sides, as separate processes
+# 2. the cloud; it makes its CA and CloudHub certificate in its state dir on first start
 start_side cloud --config conf/cloudcore.yaml
-start_side edge --config conf/edgecore.yaml --node-name "$node_name" --cloud 127.0.0.1:10000
+
+# 3. the edge joins with a token (like keadm gettoken / keadm join), then starts
+edge_dir="$demo_dir/edge"
+if [ ! -f "$edge_dir/edgecore.yaml" ]; then
+  say "getting a join token and joining node $node_name"
+  token=$("$venv/bin/python" -m kubeedge_tw gettoken --config conf/cloudcore.yaml \
+    --state-dir "$demo_dir/cloud") || die "gettoken"
+  "$venv/bin/python" -m kubeedge_tw join --cloud 127.0.0.1:10000 --token "$token" \
+    --node "$node_name" --state-dir "$edge_dir" >"$demo_dir/join.log" 2>&1 \
+    || { cat "$demo_dir/join.log" >&2; die "join"; }
+else
+  say "edge already joined ($edge_dir/edgecore.yaml), reusing it"
+fi
+start_side edge --config "$edge_dir/edgecore.yaml"
+for _ in $(seq 1 100); do
+  grep -q "cloudhub_node_connected\|node $node_name connected" "$demo_dir/cloud/kubeedge-cloud.log" && break
+  sleep 0.2
+done
+grep -q "node $node_name connected" "$demo_dir/cloud/kubeedge-cloud.log" \
+  || die "the edge did not connect to the cloud within 20 s (see $edge_dir/kubeedge-edge.log)"
+say "edge $node_name is connected to the cloud"
 
 cat <<EOT
 
