@@ -85,8 +85,9 @@ if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv" || die "could not create a virtualenv with $python (install python3-venv)"
 fi
 say "installing kubeedge-tw into $venv"
-"$venv/bin/python" -m pip install -q --disable-pip-version-check . >"$demo_dir.pip.log" 2>&1 \
-  || { tail -20 "$demo_dir.pip.log" >&2; die "pip install ."; }
+mkdir -p "$demo_dir"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check . >"$demo_dir/pip.log" 2>&1 \
+  || { tail -20 "$demo_dir/pip.log" >&2; die "pip install ."; }
 
 # 2. the cloud; it makes its CA and CloudHub certificate in its state dir on first start
 start_side cloud --config conf/cloudcore.yaml

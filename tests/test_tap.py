@@ -134,10 +134,12 @@ class ServiceTreeTests(SynchronousTestCase):
         self.assertTrue(os.path.isdir(state))
 
     def test_edge_tree(self):
-        """The edge tree is named kubeedge-edge."""
-        config = default_config(EDGE, overrides={"stateDir": os.path.abspath(self.mktemp())})
+        """The edge tree is named kubeedge-edge and has the edge hub first."""
+        config = default_config(EDGE, overrides={"stateDir": os.path.abspath(self.mktemp()),
+                                                 "modules.metaManager.enable": False})
         core = edge_tap.create_edge_service(config, Clock())
         self.assertEqual(core.name, "kubeedge-edge")
+        self.assertEqual(core.module_names()[0], names.EDGEHUB)
 
     def test_build_core_adds_enabled_modules(self):
         """build_core adds modules whose section is enabled, skips disabled ones, and

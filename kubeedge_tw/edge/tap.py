@@ -14,11 +14,17 @@ from kubeedge_tw.edge.edgehub import create_edgehub
 
 __all__ = ["Options", "makeService", "create_edge_service", "EDGE_MODULE_SPECS"]
 
+
+def _create_metamanager(core, config):
+    from kubeedge_tw.edge.metamanager import create_metamanager
+    return create_metamanager(core, config)
+
+
 #: The edge modules, in start order, with the config section that enables each. A
 #: ``None`` factory is a KubeEdge module this build does not provide yet.
 EDGE_MODULE_SPECS = (
     ModuleSpec(names.EDGEHUB, "edgeHub", create_edgehub),
-    ModuleSpec(names.METAMANAGER, "metaManager", None),
+    ModuleSpec(names.METAMANAGER, "metaManager", _create_metamanager),
     ModuleSpec(names.EDGED, "edged", None),
     ModuleSpec(names.DEVICETWIN, "deviceTwin", None),
     ModuleSpec(names.EVENTBUS, "eventBus", None),
