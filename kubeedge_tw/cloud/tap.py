@@ -12,18 +12,70 @@ from kubeedge_tw.common.tap import (
 
 __all__ = ["Options", "makeService", "create_cloud_service", "CLOUD_MODULE_SPECS"]
 
+
 def _create_cloudhub(core, config):
     from kubeedge_tw.cloud.cloudhub import create_cloudhub
     return create_cloudhub(core, config)
+
+
+def _create_edgecontroller(core, config):
+    from kubeedge_tw.cloud.edgecontroller import create_edgecontroller
+    return create_edgecontroller(core, config)
+
+
+def _create_synccontroller(core, config):
+    from kubeedge_tw.cloud.synccontroller import create_synccontroller
+    return create_synccontroller(core, config)
+
+
+def _kube_client_factory(core, config, reactor):
+    """How the shared Kubernetes client is made: from ``kubeAPIConfig`` for a real
+    cluster, or from the embedded API server's kubeconfig once it serves."""
+    from twisted.internet import defer
+
+    from kubeedge_tw.cloud.k8s import K8sConfigError, client_from_config, make_kube_client
+    from kubeedge_tw.cloud.k8s.kubeconfig import load_kubeconfig
+    if not config.modules.apiServer.enable:
+        return lambda: client_from_config(reactor, config)
+    apiserver = getattr(core, "apiserver", None)
+    if apiserver is None:
+        return lambda: defer.fail(K8sConfigError(
+            "modules.apiServer is enabled but this build has no embedded API server; "
+            "set kubeAPIConfig.kubeConfig or master"))
+
+    def from_embedded():
+        d = defer.maybeDeferred(apiserver.when_ready)
+        d.addCallback(lambda _: make_kube_client(
+            reactor, load_kubeconfig(apiserver.kubeconfig_path),
+            qps=config.kubeAPIConfig.qps, burst=config.kubeAPIConfig.burst))
+        return d
+    return from_embedded
+
+
+def _shared_services(core, reactor):
+    """The services cloud modules share, started before them: the embedded API server
+    (when enabled and available) and the Kubernetes client with its informers."""
+    from kubeedge_tw.cloud.kube import KubeContext
+    config = core.config
+    if config.modules.apiServer.enable:
+        try:
+            from kubeedge_tw.cloud.apiserver import create_apiserver
+        except ImportError:
+            create_apiserver = None
+        if create_apiserver is not None:
+            core.apiserver = create_apiserver(core, config)
+            core.apiserver.setServiceParent(core)
+    core.kube = KubeContext(core.clock, _kube_client_factory(core, config, reactor))
+    core.kube.setServiceParent(core)
 
 
 #: The cloud modules, in start order, with the config section that enables each. A
 #: ``None`` factory is a KubeEdge module this build does not provide yet.
 CLOUD_MODULE_SPECS = (
     ModuleSpec(names.CLOUDHUB, "cloudHub", _create_cloudhub),
-    ModuleSpec(names.EDGECONTROLLER, "edgeController", None),
+    ModuleSpec(names.EDGECONTROLLER, "edgeController", _create_edgecontroller),
     ModuleSpec(names.DEVICECONTROLLER, "deviceController", None),
-    ModuleSpec(names.SYNCCONTROLLER, "syncController", None),
+    ModuleSpec(names.SYNCCONTROLLER, "syncController", _create_synccontroller),
 )
 
 
@@ -41,7 +93,8 @@ def create_cloud_service(config, reactor):
     """Build the cloud side's service tree from a loaded config."""
     prepare_state_dir(config.state_dir)
     return build_or_exit("kubeedge-cloud", lambda: build_core(
-        "kubeedge-cloud", reactor, config, CLOUD_MODULE_SPECS))
+        "kubeedge-cloud", reactor, config, CLOUD_MODULE_SPECS,
+        before_modules=lambda core: _shared_services(core, reactor)))
 
 
 def makeService(options):

@@ -92,9 +92,13 @@ class Core(service.MultiService):
         self.log.info("{side} stopped", side=self.side, log_event="core_stopped")
 
 
-def build_core(side, clock, config, specs):
-    """Build a :class:`Core` and add every module the config enables, in ``specs`` order."""
+def build_core(side, clock, config, specs, before_modules=None):
+    """Build a :class:`Core` and add every module the config enables, in ``specs`` order.
+
+    ``before_modules(core)`` may add services the modules share (started before them)."""
     core = Core(side, clock, config)
+    if before_modules is not None:
+        before_modules(core)
     for spec in specs:
         section = config.modules.get(spec.config_key) if "modules" in config else None
         enabled = bool(section.get("enable", False)) if section is not None else False

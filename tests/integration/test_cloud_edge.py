@@ -79,7 +79,9 @@ class CloudEdgeTests(TestCase):
         os.makedirs(self.base)
         with open(self.cloud_config_path, "w") as f:
             f.write("apiVersion: cloudcore.config.kubeedge.io/v1alpha1\nkind: CloudCore\n"
-                    "stateDir: {}\nmodules:\n  apiServer: {{enable: false}}\n  cloudHub:\n"
+                    "stateDir: {}\nmodules:\n  apiServer: {{enable: false}}\n"
+                    "  edgeController: {{enable: false}}\n  syncController: {{enable: false}}\n"
+                    "  deviceController: {{enable: false}}\n  cloudHub:\n"
                     "    keepaliveInterval: 30\n"
                     "    websocket: {{address: 127.0.0.1, port: {}}}\n"
                     "    https: {{address: 127.0.0.1, port: {}}}\n".format(

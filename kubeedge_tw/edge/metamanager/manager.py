@@ -58,13 +58,25 @@ def _is_not_found(obj):
     return isinstance(obj, dict) and obj.get("kind") == "Status" and obj.get("code") == 404
 
 
+def _as_status(err):
+    """A Go ``StatusError`` as cloudcore marshals it (``{"ErrStatus": {...}}``) or a
+    plain Status, as a Status dict with ``kind``."""
+    status = err.get("ErrStatus", err) if isinstance(err, dict) else {"message": str(err)}
+    status = dict(status) if isinstance(status, dict) else {"message": str(status)}
+    status.setdefault("code", 500)
+    status["kind"] = "Status"
+    return status
+
+
 def _unwrap(content):
-    """The object in a cloud reply: bare object, bare Status, or cloudcore's
-    ``{"Object": ..., "Err": ...}`` wrapper (reference 2.12)."""
+    """The object in a cloud reply: a bare object, a Status, a ``{"ErrStatus": ...}``
+    error, or cloudcore's ``{"Object": ..., "Err": ...}`` wrapper (reference 2.12)."""
     if isinstance(content, dict) and "Object" in content and set(content) <= {"Object", "Err"}:
         if content.get("Err"):
-            return {"kind": "Status", "code": 500, "message": str(content["Err"])}
+            return _as_status(content["Err"])
         return content.get("Object")
+    if isinstance(content, dict) and set(content) == {"ErrStatus"}:
+        return _as_status(content)
     return content
 
 

@@ -217,8 +217,16 @@ class QueryTests(SynchronousTestCase):
         h.cloud.answers["default/secret/s"] = {"Object": {"metadata": {"name": "s"}}, "Err": None}
         h.cloud.answers["default/secret/gone"] = {"kind": "Status", "code": 404,
                                                   "reason": "NotFound"}
+        # What cloudcore v1.15 really sends for a missing node, and for a missing lease.
+        h.cloud.answers["default/node/n1"] = {"ErrStatus": {
+            "metadata": {}, "status": "Failure", "reason": "NotFound", "code": 404}}
+        h.cloud.answers["kube-node-lease/lease/n1"] = {"Object": None, "Err": {"ErrStatus": {
+            "status": "Failure", "reason": "NotFound", "code": 404}}}
         self.assertEqual(len(self.successResultOf(h.query("default/secret/s")).content), 1)
         self.assertEqual(self.successResultOf(h.query("default/secret/gone")).content, [])
+        self.assertEqual(self.successResultOf(h.query("default/node/n1")).content, [])
+        self.assertEqual(self.successResultOf(h.query("kube-node-lease/lease/n1")).content, [])
+        self.assertEqual(set(h.rows()), {"default/secret/s"})
         self.assertNotIn("default/secret/gone", h.rows())
 
     def test_remote_timeout(self):
