@@ -8,7 +8,8 @@ from kubeedge_tw.common import names
 from kubeedge_tw.common.config import CLOUD
 from kubeedge_tw.common.core import ModuleSpec, build_core
 from kubeedge_tw.common.tap import (
-    SideOptions, build_or_exit, exit_zero_after_clean_sigterm, prepare_state_dir)
+    SideOptions, build_or_exit, exit_zero_after_clean_sigterm, freeze_startup_objects,
+    prepare_state_dir)
 
 __all__ = ["Options", "makeService", "create_cloud_service", "CLOUD_MODULE_SPECS"]
 
@@ -67,6 +68,13 @@ def _shared_services(core, reactor):
             core.apiserver.setServiceParent(core)
     core.kube = KubeContext(core.clock, _kube_client_factory(core, config, reactor))
     core.kube.setServiceParent(core)
+    if config.modules.apiServer.enable and getattr(core, "apiserver", None) is not None:
+        # The embedded API server has no kube-scheduler or kube-controller-manager behind
+        # it: run ours (scheduler, deployments, replica sets, node lifecycle, GC), each
+        # starting once core.kube is ready.
+        from kubeedge_tw.cloud.controlplane import create_controlplane
+        core.controlplane = create_controlplane(core, config)
+        core.controlplane.setServiceParent(core)
 
 
 #: The cloud modules, in start order, with the config section that enables each. A
@@ -101,4 +109,5 @@ def makeService(options):
     """twistd entry point: the cloud service tree for the parsed ``options``."""
     from twisted.internet import reactor
     exit_zero_after_clean_sigterm(reactor)
+    freeze_startup_objects(reactor)
     return create_cloud_service(options["loaded-config"], reactor)

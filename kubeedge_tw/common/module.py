@@ -65,9 +65,16 @@ class Module(service.Service):
 
     # -- inbox ------------------------------------------------------------------------------
 
-    def enqueue(self, message):
-        """Accept ``message`` for handling, or raise :class:`QueueFull`."""
-        if len(self._inbox) >= self.queue_size:
+    def has_room(self):
+        """Whether :meth:`enqueue` would accept a message now."""
+        return len(self._inbox) < self.queue_size
+
+    def enqueue(self, message, force=False):
+        """Accept ``message`` for handling, or raise :class:`QueueFull`.
+
+        ``force`` takes it beyond the bound (for the few messages already read from a
+        connection that is closing, which must not be lost)."""
+        if len(self._inbox) >= self.queue_size and not force:
             self.stats["refused"] += 1
             raise QueueFull("module {} inbox is full ({} messages); refused {}".format(
                 self.name, self.queue_size, message.describe()))

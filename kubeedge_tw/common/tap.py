@@ -70,6 +70,15 @@ def build_or_exit(side, build, stderr=None):
         raise SystemExit(1)
 
 
+def freeze_startup_objects(reactor):
+    """Once the side runs, move everything allocated while starting (modules, config,
+    libraries) out of the garbage collector's sight with ``gc.freeze()``: full
+    collections then scan only what running created, which shortens the pauses they
+    impose on the reactor (measured in bench/hub_bench.py)."""
+    import gc
+    reactor.callWhenRunning(gc.freeze)
+
+
 def exit_zero_after_clean_sigterm(reactor):
     """Make a SIGTERM that ended in an orderly shutdown exit with status 0.
 

@@ -9,7 +9,7 @@ from kubeedge_tw.common.config import EDGE
 from kubeedge_tw.common.core import ModuleSpec, build_core
 from kubeedge_tw.common.tap import (
     SideOptions, build_or_exit, check_host_port, check_node_name,
-    exit_zero_after_clean_sigterm, prepare_state_dir)
+    exit_zero_after_clean_sigterm, freeze_startup_objects, prepare_state_dir)
 from kubeedge_tw.edge.edgehub import create_edgehub
 
 __all__ = ["Options", "makeService", "create_edge_service", "EDGE_MODULE_SPECS"]
@@ -68,4 +68,5 @@ def makeService(options):
     """twistd entry point: the edge service tree for the parsed ``options``."""
     from twisted.internet import reactor
     exit_zero_after_clean_sigterm(reactor)
+    freeze_startup_objects(reactor)
     return create_edge_service(options["loaded-config"], reactor)

@@ -352,6 +352,45 @@ class BadInputTests(SynchronousTestCase):
         self.assertTrue(h.hub.is_connected("edge-1"))
 
 
+class BackpressureTests(SynchronousTestCase):
+    """A busy controller pauses reading from the edge; nothing is refused or lost."""
+
+    def test_burst_into_small_inbox(self):
+        """50 messages into a 2-message inbox all arrive, in order, and reads resume."""
+        h = HubHarness(self)
+        h.edgecontroller.queue_size = 2
+        h.edgecontroller.drain_batch = 1
+        edge, _, _, server = h.connect("edge-1")
+        sent = [m.new_message("edged", "meta", "update", "default/podstatus/p%d" % i, {})
+                for i in range(50)]
+        for msg in sent:
+            edge.send(msg)
+        h.flush()
+        self.assertTrue(server.reading_paused, "reads are paused while the inbox is full")
+        self.assertTrue(server.backlog)
+        for _ in range(200):
+            h.clock.advance(0.01)
+            h.flush()
+        got = [x.msg_id for x in h.edgecontroller.seen if x.source == "edged"]
+        self.assertEqual(got, [x.msg_id for x in sent])
+        self.assertEqual([x for x in edge.received if x.operation == "error"], [])
+        self.assertFalse(server.reading_paused)
+        self.assertEqual(len(server.backlog), 0)
+
+    def test_backlog_bounded(self):
+        """Beyond the per-connection backlog, messages are refused with an error reply."""
+        h = HubHarness(self, inbound_backlog=3)
+        h.edgecontroller.queue_size = 1
+        edge, _, _, _ = h.connect("edge-1")
+        h.edgecontroller.stopService()  # a controller that stopped draining
+        for i in range(10):
+            edge.send(m.new_message("edged", "meta", "update", "default/podstatus/p%d" % i, {}))
+        h.flush()
+        errors = [x for x in edge.received if x.operation == "error"]
+        self.assertEqual(len(errors), 10 - 1 - 3)
+        self.assertIn("busy", errors[0].content)
+
+
 class OutboundTests(SynchronousTestCase):
     """Delivery to nodes: prefix stripping, ACK, resend, collapse, undelivered."""
 

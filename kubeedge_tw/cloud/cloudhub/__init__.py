@@ -15,6 +15,9 @@ __all__ = ["CloudHub", "create_cloudhub", "CloudHubSetupError"]
 
 log = Logger()
 
+#: Listen queue of the websocket port (Twisted's default is 50).
+LISTEN_BACKLOG = 1024
+
 
 class CloudHubSetupError(SetupError):
     """CloudHub cannot be built from the config (certificates); the message says why."""
@@ -37,7 +40,9 @@ def create_cloudhub(core, config):
     reactor = core.clock
     if hub.https.enable:
         _add_bootstrap_server(core, config, reactor, ca, ca_key, cert, key)
+    # A deep accept queue: thousands of edges reconnect at once after a cloud restart.
     endpoint = endpoints.SSL4ServerEndpoint(reactor, hub.websocket.port, options,
+                                            backlog=LISTEN_BACKLOG,
                                             interface=hub.websocket.address)
     return CloudHub(
         core.clock, listen=endpoint.listen, address=hub.websocket.address,

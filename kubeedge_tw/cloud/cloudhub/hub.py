@@ -26,6 +26,7 @@ What it does, and the KubeEdge behaviour each part reproduces:
   could be read) and logged; ten bad frames in a row close the connection with 1008.
 """
 
+import collections
 import json
 import re
 
@@ -39,7 +40,6 @@ from zope.interface import implementer
 from kubeedge_tw.cloud.cloudhub.session import (
     ACK_INTERVAL, ACK_MAX_SENDS, DEFAULT_QUEUE_SIZE, DEFAULT_WINDOW, NodeSession)
 from kubeedge_tw.common import names
-from kubeedge_tw.common.bus import UnknownModule
 from kubeedge_tw.common.message import MessageError, decode, encode, new_error, new_message
 from kubeedge_tw.common.module import Module, QueueFull
 from kubeedge_tw.common.resource import node_of, prepend_node, strip_node
@@ -48,6 +48,10 @@ __all__ = ["CloudHub", "HubProtocol", "MAX_BAD_FRAMES"]
 
 #: Consecutive invalid frames after which a connection is closed with 1008.
 MAX_BAD_FRAMES = 10
+#: Seconds between tries to hand held inbound messages to a busy controller.
+BACKLOG_RETRY = 0.01
+#: Inbound messages held per connection while reads are paused (frames already read).
+INBOUND_BACKLOG = 10000
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
@@ -98,6 +102,13 @@ class HubProtocol(WebSocketServerProtocol):
     node = None
     session = None
     bad_frames = 0
+    reading_paused = False
+    backlog_call = None
+
+    def __init__(self):
+        super().__init__()
+        #: Inbound messages waiting for room in a controller's inbox, in arrival order.
+        self.backlog = collections.deque()
 
     def onConnect(self, request):
         self.node = self.factory.hub.authorize(request, self.transport)
@@ -110,6 +121,11 @@ class HubProtocol(WebSocketServerProtocol):
         self.factory.hub.frame_received(self, payload)
 
     def onClose(self, wasClean, code, reason):
+        if self.backlog_call is not None and self.backlog_call.active():
+            # Deliver what was read before the close; nothing the edge sent is dropped.
+            self.backlog_call.cancel()
+            self.backlog_call = None
+            self.factory.hub.flush_backlog(self)
         self.factory.hub.node_closed(self, code, reason)
 
     def write_message(self, message):
@@ -137,7 +153,7 @@ class CloudHub(Module):
                  max_message_size=8 * 1024 * 1024, cert_names=peer_certificate_names,
                  node_queue_size=DEFAULT_QUEUE_SIZE, window=DEFAULT_WINDOW,
                  ack_interval=ACK_INTERVAL, ack_max_sends=ACK_MAX_SENDS, ping=True,
-                 handshake_timeout=30):
+                 handshake_timeout=30, inbound_backlog=INBOUND_BACKLOG):
         super().__init__(clock)
         self._listen = listen
         self.address = address
@@ -151,6 +167,7 @@ class CloudHub(Module):
         self.window = window
         self.ack_interval = ack_interval
         self.ack_max_sends = ack_max_sends
+        self.inbound_backlog = inbound_backlog
         self.listening_port = None
         self._sessions = {}      # node -> HubProtocol (the current connection)
         self._acked = {}         # node -> {object key: resourceVersion acknowledged}
@@ -388,27 +405,73 @@ class CloudHub(Module):
 
     def _route_inbound(self, proto, message):
         node = proto.node
-        acked = False
+        waiting = bool(message.parent_msg_id) and self.bus.is_waiting(message.parent_msg_id)
         if message.operation == names.OP_RESPONSE and message.parent_msg_id:
-            acked = proto.session.ack(message.parent_msg_id)
+            if proto.session.ack(message.parent_msg_id) and not waiting:
+                return  # a plain ACK: consumed here, never copied or forwarded
         cloud_message = message.replace(resource=prepend_node(node, message.resource))
-        if message.parent_msg_id and self.bus.is_waiting(message.parent_msg_id):
+        if waiting:
             self.bus.send_resp(cloud_message)
-            return
-        if acked:
             return
         group = (names.DEVICECONTROLLER_GROUP if message.source == names.DEVICETWIN
                  else names.EDGECONTROLLER_GROUP)
-        try:
-            self.bus.send_to_group(group, cloud_message)
-        except UnknownModule:
+        members = self.bus.group_members(group)
+        if not members:
             self.log.info("no {group} module to take {what} from node {node}", group=group,
                           what=message.describe(), node=node,
                           log_event="cloudhub_no_controller")
-        except QueueFull:
+            return
+        if proto.backlog or not all(m.has_room() for m in members):
+            self._hold(proto, group, message, cloud_message)
+            return
+        self.bus.send_to_group(group, cloud_message)
+
+    # -- inbound backpressure -----------------------------------------------------------------
+
+    def _hold(self, proto, group, message, cloud_message):
+        """A controller's inbox is full: keep the message, in order, and stop reading from
+        this edge until it drains (KubeEdge's bus blocks the reading goroutine instead)."""
+        if len(proto.backlog) >= self.inbound_backlog:
             if message.msg_id:
                 proto.write_message(new_error(message, "cloud is busy, retry later",
                                               source=names.CLOUDHUB, clock=self.clock))
+            return
+        proto.backlog.append((group, cloud_message))
+        if not proto.reading_paused:
+            proto.reading_paused = True
+            pause = getattr(proto.transport, "pauseProducing", None)
+            if pause is not None:
+                pause()
+            self.log.debug("pausing reads from node {node}: controllers are busy",
+                           node=proto.node)
+        if proto.backlog_call is None:
+            proto.backlog_call = self.clock.callLater(BACKLOG_RETRY, self._drain_backlog, proto)
+
+    def _drain_backlog(self, proto):
+        proto.backlog_call = None
+        while proto.backlog:
+            group, cloud_message = proto.backlog[0]
+            members = self.bus.group_members(group)
+            if members and not all(m.has_room() for m in members):
+                proto.backlog_call = self.clock.callLater(BACKLOG_RETRY, self._drain_backlog,
+                                                          proto)
+                return
+            proto.backlog.popleft()
+            if members:
+                self.bus.send_to_group(group, cloud_message)
+        if proto.reading_paused:
+            proto.reading_paused = False
+            resume = getattr(proto.transport, "resumeProducing", None)
+            if resume is not None and proto.state != proto.STATE_CLOSED:
+                resume()
+
+    def flush_backlog(self, proto):
+        """Hand every held message over now, inbox bounds notwithstanding (the connection
+        is closing; what the edge sent must not be lost)."""
+        while proto.backlog:
+            group, cloud_message = proto.backlog.popleft()
+            for member in self.bus.group_members(group):
+                member.enqueue(cloud_message, force=True)
 
     # -- outbound (messages other cloud modules send to cloudhub) -----------------------------
 
