@@ -59,20 +59,19 @@ def _shared_services(core, reactor):
     from kubeedge_tw.cloud.kube import KubeContext
     config = core.config
     if config.modules.apiServer.enable:
-        try:
-            from kubeedge_tw.cloud.apiserver import create_apiserver
-        except ImportError:
-            create_apiserver = None
-        if create_apiserver is not None:
-            core.apiserver = create_apiserver(core, config)
-            core.apiserver.setServiceParent(core)
+        from kubeedge_tw.cloud.apiserver import create_apiserver
+        core.apiserver = create_apiserver(core, config)
+        core.apiserver.setServiceParent(core)
     core.kube = KubeContext(core.clock, _kube_client_factory(core, config, reactor))
     core.kube.setServiceParent(core)
     if config.modules.apiServer.enable and getattr(core, "apiserver", None) is not None:
         # The embedded API server has no kube-scheduler or kube-controller-manager behind
         # it: run ours (scheduler, deployments, replica sets, node lifecycle, GC), each
         # starting once core.kube is ready.
-        from kubeedge_tw.cloud.controlplane import create_controlplane
+        try:
+            from kubeedge_tw.cloud.controlplane import create_controlplane
+        except ImportError:  # a build without the embedded control plane
+            return
         core.controlplane = create_controlplane(core, config)
         core.controlplane.setServiceParent(core)
 

@@ -24,6 +24,7 @@ def cloud_config(testcase):
     hub = data["modules"]["cloudHub"]
     hub["websocket"].update(address="127.0.0.1", port=free_port())
     hub["https"].update(address="127.0.0.1", port=free_port())
+    data["modules"]["apiServer"].update(address="127.0.0.1", port=free_port())
     with open(path, "w") as f:
         yaml.safe_dump(data, f)
     return path

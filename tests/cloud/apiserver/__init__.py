@@ -1,0 +1,1 @@
+"""Tests of the embedded Kubernetes API server (kubeedge_tw.cloud.apiserver)."""
