@@ -377,10 +377,14 @@ class EdgeController(Module):
             self.log.info("registered edge node {node}", node=node_name,
                           log_event="edgecontroller_node_registered")
         except AlreadyExists:
+            # Registered before (or created by a status report): add the labels the edge
+            # asks for, never removing any.
             created = await self.client.get("nodes", node_name)
-            if EDGE_ROLE_LABEL not in (_meta(created).get("labels") or {}):
+            present = _meta(created).get("labels") or {}
+            missing = {k: v for k, v in labels.items() if k not in present}
+            if missing:
                 created = await self.client.patch("nodes", node_name, {"metadata": {
-                    "labels": {EDGE_ROLE_LABEL: ""}}})
+                    "labels": missing}})
         except K8sError as e:
             if res.type == names.RES_NODE:
                 self._reply(message, {"Object": None, "Err": {"ErrStatus": _status_of(e)}})
