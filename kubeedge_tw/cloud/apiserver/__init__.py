@@ -75,8 +75,10 @@ class _QuietSite(server.Site):
     def close_connections(self):
         """Close every open connection (after the responses being written)."""
         for channel in list(self.channels):
-            if channel.transport is not None:
-                channel.transport.loseConnection()
+            # Channels still negotiating HTTP/1.1 vs HTTP/2 have no transport attribute.
+            transport = getattr(channel, "transport", None)
+            if transport is not None:
+                transport.loseConnection()
 
 
 class APIServerService(service.Service):
