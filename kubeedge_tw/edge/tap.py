@@ -9,7 +9,8 @@ from kubeedge_tw.common.config import EDGE
 from kubeedge_tw.common.core import ModuleSpec, build_core
 from kubeedge_tw.common.tap import (
     SideOptions, build_or_exit, check_host_port, check_node_name,
-    exit_zero_after_clean_sigterm, freeze_startup_objects, prepare_state_dir)
+    exit_zero_after_clean_sigterm, freeze_startup_objects,
+    prepare_state_dir)
 from kubeedge_tw.edge.edgehub import create_edgehub
 
 __all__ = ["Options", "makeService", "create_edge_service", "EDGE_MODULE_SPECS"]
@@ -20,12 +21,18 @@ def _create_metamanager(core, config):
     return create_metamanager(core, config)
 
 
+def _create_edged(core, config):
+    """Edged, imported only when enabled (the docker SDK costs ~6 MiB of RSS)."""
+    from kubeedge_tw.edge.edged import create_edged as create
+    return create(core, config)
+
+
 #: The edge modules, in start order, with the config section that enables each. A
 #: ``None`` factory is a KubeEdge module this build does not provide yet.
 EDGE_MODULE_SPECS = (
     ModuleSpec(names.EDGEHUB, "edgeHub", create_edgehub),
     ModuleSpec(names.METAMANAGER, "metaManager", _create_metamanager),
-    ModuleSpec(names.EDGED, "edged", None),
+    ModuleSpec(names.EDGED, "edged", _create_edged),
     ModuleSpec(names.DEVICETWIN, "deviceTwin", None),
     ModuleSpec(names.EVENTBUS, "eventBus", None),
     ModuleSpec(names.SERVICEBUS, "serviceBus", None),

@@ -25,7 +25,8 @@ from twisted.trial.unittest import FailTest, SkipTest
 
 __all__ = [
     "require_executable", "require_docker", "free_port", "start_mosquitto", "run_command",
-    "missing_part", "LOOPBACK",
+    "missing_part", "LOOPBACK", "ensure_busybox_image", "remove_labelled_containers",
+    "BUSYBOX_IMAGE", "TEST_LABEL",
 ]
 
 #: The only address integration tests talk to.
@@ -281,3 +282,103 @@ def run_command(args, timeout=60, env=None):
     d.addBoth(finished)
     d.addErrback(signalled)
     return d
+
+
+# -- the busybox test image (added for edged's tests; built as test_real_parts builds it) -----
+
+#: The image integration tests run containers from: a busybox-static rootfs imported
+#: offline (no registry is reachable from the test machines).
+BUSYBOX_IMAGE_REPO = "kubeedge-tw-test/busybox"
+BUSYBOX_IMAGE = BUSYBOX_IMAGE_REPO + ":latest"
+#: Busybox applets linked into the image (busybox dispatches on argv[0]).
+BUSYBOX_APPLETS = ("sh", "httpd", "echo", "cat", "ls", "sleep", "true", "false", "env",
+                   "mkdir", "rm", "wget", "nc", "hostname", "id", "ps", "kill", "date",
+                   "printf", "test")
+#: The label every container an integration test creates carries; cleanups remove by it.
+TEST_LABEL = "io.kubeedge-tw.test"
+
+
+def _thd_import_busybox_image(client, busybox, workdir):
+    """Import a busybox rootfs tarball as :data:`BUSYBOX_IMAGE`; the image id."""
+    import tarfile
+    root = os.path.join(workdir, "rootfs")
+    bindir = os.path.join(root, "bin")
+    os.makedirs(bindir)
+    for empty in ("tmp", "etc", "proc", "sys", "dev"):
+        os.makedirs(os.path.join(root, empty))
+    os.chmod(os.path.join(root, "tmp"), 0o1777)
+    shutil.copy2(busybox, os.path.join(bindir, "busybox"))
+    os.chmod(os.path.join(bindir, "busybox"), 0o755)
+    for applet in BUSYBOX_APPLETS:
+        os.symlink("busybox", os.path.join(bindir, applet))
+    tarpath = os.path.join(workdir, "rootfs.tar")
+    with tarfile.open(tarpath, "w") as tar:
+        tar.add(root, arcname=".")
+    client.api.import_image_from_file(tarpath, repository=BUSYBOX_IMAGE_REPO, tag="latest",
+                                      changes=['CMD ["/bin/sh"]'])
+    return client.images.get(BUSYBOX_IMAGE).id
+
+
+def _thd_busybox_image_id(client):
+    """The id of :data:`BUSYBOX_IMAGE`, or None when it is not there."""
+    try:
+        return client.images.get(BUSYBOX_IMAGE).id
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def _thd_remove_image(client, image_id):
+    """Remove an image a test imported; gone already, or still used by a container
+    someone else left, is not an error."""
+    try:
+        client.images.remove(image_id)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as e:
+        if e.status_code != 409:
+            raise
+
+
+def _thd_remove_labelled(client, labels):
+    """Remove (killing if needed) every container carrying all ``labels``; how many."""
+    filters = {"label": ["{}={}".format(k, v) for k, v in sorted(labels.items())]}
+    found = client.api.containers(all=True, filters=filters)
+    for summary in found:
+        try:
+            client.api.remove_container(summary["Id"], force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+    return len(found)
+
+
+def remove_labelled_containers(client, labels):
+    """A Deferred removing every container that carries all ``labels`` (on a thread)."""
+    from twisted.internet import threads
+    return threads.deferToThread(_thd_remove_labelled, client, labels)
+
+
+def ensure_busybox_image(testcase):
+    """A Deferred firing with a docker client once :data:`BUSYBOX_IMAGE` exists.
+
+    The image is imported from ``/bin/busybox`` (Debian ``busybox-static``) when it is
+    missing, and then removed again by a cleanup registered on ``testcase`` (registered
+    first, so it runs after the test's container cleanups). An image that was already
+    there is left alone: other integration tests share it. The client is closed by a
+    cleanup too. Missing parts give :func:`missing_part`.
+    """
+    from twisted.internet import threads
+    busybox = require_executable("busybox", "busybox-static")
+
+    async def ensure():
+        client = await threads.deferToThread(require_docker)
+        testcase.addCleanup(threads.deferToThread, client.close)
+        image_id = await threads.deferToThread(_thd_busybox_image_id, client)
+        if image_id is None:
+            workdir = os.path.abspath(testcase.mktemp())
+            os.makedirs(workdir)
+            image_id = await threads.deferToThread(_thd_import_busybox_image, client,
+                                                   busybox, workdir)
+            # Runs before the client is closed and after the test's own cleanups.
+            testcase.addCleanup(threads.deferToThread, _thd_remove_image, client, image_id)
+        return client
+    return defer.Deferred.fromCoroutine(ensure())

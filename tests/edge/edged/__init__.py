@@ -1,0 +1,1 @@
+"""Unit tests of edged (the edge pod manager), with the verified FakeRuntime."""
