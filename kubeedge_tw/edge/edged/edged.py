@@ -50,6 +50,7 @@ from kubeedge_tw.edge.edged.backoff import Backoff
 from kubeedge_tw.edge.edged.configs import (
     ConfigError, ObjectCache, QueryFailed, expand, objects_from_reply, resolve_env)
 from kubeedge_tw.edge.edged.node import _thd_node_facts, node_object, node_status
+from kubeedge_tw.edge.edged.pool import PoolStopped
 from kubeedge_tw.edge.edged.probes import LIVENESS, READINESS, ProbeWorker
 from kubeedge_tw.edge.edged.runtime import (
     CREATED, DEAD, EXITED, LABEL_CONTAINER_HASH, LABEL_CONTAINER_NAME, LABEL_GRACE_PERIOD,
@@ -79,6 +80,7 @@ KILL_WAIT = 10.0
 RETRY_DELAY = 10.0
 #: How soon after ErrImagePull the status turns to ImagePullBackOff.
 PULL_STATUS_REFRESH = 1.0
+
 
 
 class _Stopped(Exception):
@@ -308,7 +310,10 @@ class Edged(Module):
         return d.addErrback(self._task_failed, what)
 
     def _task_failed(self, failure, what):
-        if failure.check(defer.CancelledError, BusStopped, _Stopped):
+        if failure.check(defer.CancelledError, BusStopped, _Stopped, PoolStopped) \
+                or not self.running:
+            # Stopping interrupts work in flight; that is not an error.
+            self.log.debug("edged task {what} ended by the stop", what=what)
             return None
         if failure.check(RuntimeFailure):
             self._runtime_trouble(failure.value, what)
@@ -339,6 +344,8 @@ class Edged(Module):
             facts = await self.pool.run(self.facts, self.interface_name,
                                         self.configured_node_ip, self.memory_capacity)
         except Exception as e:  # reading /proc failing must not stop edged
+            if not self.running:
+                return None  # interrupted by the stop
             self.log.warn("edged cannot read node facts: {error}", error=e,
                           log_event="edged_node_facts_failed")
             return None

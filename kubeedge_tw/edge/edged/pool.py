@@ -16,6 +16,10 @@ POOL_NAME = "docker"
 MAX_THREADS = 4
 
 
+
+class PoolStopped(RuntimeError):
+    """Work was submitted after the pool stopped (the service is shutting down)."""
+
 class BlockingPool:
     """A started-on-demand ``ThreadPool``; :meth:`run` returns a Deferred."""
 
@@ -45,7 +49,7 @@ class BlockingPool:
     def run(self, f, *args, **kwargs):
         """``f(*args, **kwargs)`` on a pool thread; a Deferred with its result."""
         if not self._pool.started:
-            return defer.fail(RuntimeError("the {} thread pool is stopped".format(self.name)))
+            return defer.fail(PoolStopped("the {} thread pool is stopped".format(self.name)))
         return threads.deferToThreadPool(self.reactor, self._pool, f, *args, **kwargs)
 
 
