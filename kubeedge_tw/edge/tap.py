@@ -16,25 +16,26 @@ from kubeedge_tw.edge.edgehub import create_edgehub
 __all__ = ["Options", "makeService", "create_edge_service", "EDGE_MODULE_SPECS"]
 
 
-def _create_metamanager(core, config):
-    from kubeedge_tw.edge.metamanager import create_metamanager
-    return create_metamanager(core, config)
-
-
-def _create_edged(core, config):
-    """Edged, imported only when enabled (the docker SDK costs ~6 MiB of RSS)."""
-    from kubeedge_tw.edge.edged import create_edged as create
-    return create(core, config)
+def _lazy(module, factory):
+    """A module factory that imports its package only when the module is enabled, so a
+    disabled module costs no memory (the docker SDK alone is ~6 MiB of RSS)."""
+    def create(core, config):
+        import importlib
+        return getattr(importlib.import_module(module), factory)(core, config)
+    create.__name__ = factory
+    return create
 
 
 #: The edge modules, in start order, with the config section that enables each. A
 #: ``None`` factory is a KubeEdge module this build does not provide yet.
 EDGE_MODULE_SPECS = (
     ModuleSpec(names.EDGEHUB, "edgeHub", create_edgehub),
-    ModuleSpec(names.METAMANAGER, "metaManager", _create_metamanager),
-    ModuleSpec(names.EDGED, "edged", _create_edged),
-    ModuleSpec(names.DEVICETWIN, "deviceTwin", None),
-    ModuleSpec(names.EVENTBUS, "eventBus", None),
+    ModuleSpec(names.METAMANAGER, "metaManager",
+               _lazy("kubeedge_tw.edge.metamanager", "create_metamanager")),
+    ModuleSpec(names.EDGED, "edged", _lazy("kubeedge_tw.edge.edged", "create_edged")),
+    ModuleSpec(names.DEVICETWIN, "deviceTwin",
+               _lazy("kubeedge_tw.edge.devicetwin", "create_devicetwin")),
+    ModuleSpec(names.EVENTBUS, "eventBus", _lazy("kubeedge_tw.edge.eventbus", "create_eventbus")),
     ModuleSpec(names.SERVICEBUS, "serviceBus", None),
 )
 
