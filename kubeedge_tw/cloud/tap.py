@@ -24,6 +24,11 @@ def _create_edgecontroller(core, config):
     return create_edgecontroller(core, config)
 
 
+def _create_devicecontroller(core, config):
+    from kubeedge_tw.cloud.devicecontroller import create_devicecontroller
+    return create_devicecontroller(core, config)
+
+
 def _create_synccontroller(core, config):
     from kubeedge_tw.cloud.synccontroller import create_synccontroller
     return create_synccontroller(core, config)
@@ -81,7 +86,7 @@ def _shared_services(core, reactor):
 CLOUD_MODULE_SPECS = (
     ModuleSpec(names.CLOUDHUB, "cloudHub", _create_cloudhub),
     ModuleSpec(names.EDGECONTROLLER, "edgeController", _create_edgecontroller),
-    ModuleSpec(names.DEVICECONTROLLER, "deviceController", None),
+    ModuleSpec(names.DEVICECONTROLLER, "deviceController", _create_devicecontroller),
     ModuleSpec(names.SYNCCONTROLLER, "syncController", _create_synccontroller),
 )
 
