@@ -125,6 +125,11 @@ class DevicesEndToEndTests(TestCase):
         """kubectl-created Device -> membership/updated on MQTT; mapper report -> status
         reported in kubectl; kubectl-patched desired -> twin/update/delta on MQTT."""
         announced = self.next_on("$hw/events/node/edge-1/membership/updated")
+        # The Device names its node and model, which must exist (422 otherwise); edged is
+        # off here, so the node is created the way an operator would.
+        yield self.kubectl_run("apply", "-f", "-", stdin=json.dumps({
+            "apiVersion": "v1", "kind": "Node", "metadata": {"name": "edge-1", "labels": {
+                "node-role.kubernetes.io/edge": ""}}}))
         yield self.kubectl_run("apply", "-f", "-", stdin=json.dumps(MODEL))
         yield self.kubectl_run("apply", "-f", "-", stdin=json.dumps(DEVICE))
         update = yield within(announced, 30, "membership/updated")

@@ -175,6 +175,51 @@ def _validate(rtype, obj, old=None):
         raise errors.invalid(rtype.kind, _meta(obj).get("name") or "", causes, rtype.group)
 
 
+_DEVICE_GROUP = "devices.kubeedge.io"
+
+
+def _device_references(txn, rtype, obj, namespace):
+    """What KubeEdge's admission webhook checks for a Device: its DeviceModel and its
+    node exist, and every twin it declares is a property of the model (422 otherwise)."""
+    if rtype.group != _DEVICE_GROUP or rtype.plural != "devices":
+        return
+    spec = obj.get("spec") or {}
+    causes = []
+    model_name = (spec.get("deviceModelRef") or {}).get("name")
+    model = None
+    if not model_name:
+        causes.append(errors.Cause("spec.deviceModelRef.name", "FieldValueRequired",
+                                   "Required value"))
+    else:
+        text = txn.get_json(storage_key(_DEVICE_GROUP, "devicemodels"), namespace, model_name)
+        if text is None:
+            causes.append(errors.Cause("spec.deviceModelRef.name", "FieldValueNotFound",
+                                       'Not found: DeviceModel "{}"'.format(model_name)))
+        else:
+            model = json.loads(text)
+    try:
+        node = spec["nodeSelector"]["nodeSelectorTerms"][0]["matchExpressions"][0]["values"][0]
+    except (KeyError, IndexError, TypeError):
+        node = None
+    if node and txn.get_json(storage_key("", "nodes"), "", node) is None:
+        causes.append(errors.Cause(
+            "spec.nodeSelector.nodeSelectorTerms[0].matchExpressions[0].values[0]",
+            "FieldValueNotFound", 'Not found: node "{}"'.format(node)))
+    if model is not None:
+        properties = {p.get("name") for p in (model.get("spec") or {}).get("properties") or ()
+                      if isinstance(p, dict)}
+        for i, twin in enumerate((obj.get("status") or {}).get("twins") or ()):
+            name = (twin or {}).get("propertyName")
+            if name not in properties:
+                causes.append(errors.Cause(
+                    "status.twins[{}].propertyName".format(i), "FieldValueNotSupported",
+                    'Unsupported value: "{}": not a property of DeviceModel "{}"'.format(
+                        name, model_name)))
+    if causes:
+        raise errors.invalid("Device", (obj.get("metadata") or {}).get("name") or "", causes,
+                             _DEVICE_GROUP)
+
+
 def _require_namespace(txn, rtype, namespace, creating=False, name=""):
     if not rtype.namespaced:
         return
@@ -332,6 +377,7 @@ def create_txn(txn, rtype, namespace, obj, now, rng, dry_run=False):
     _guarded(rtype.strategy.default, obj)
     _validate(rtype, obj)
     _require_namespace(txn, rtype, ns, creating=True, name=meta.get("name", ""))
+    _device_references(txn, rtype, obj, ns)
     if generated:
         meta["name"] = _generate_name(txn, rtype, ns, meta["generateName"], rng)
         if rtype.key == _NAMESPACE_KEY:
@@ -393,6 +439,7 @@ def _apply_update(txn, rtype, namespace, name, current, new, subresource, now, d
     if new == current:
         return current
     ns = _storage_ns(rtype, namespace)
+    _device_references(txn, rtype, new, ns)
     if meta.get("deletionTimestamp") and not meta.get("finalizers") and (
             rtype.key != "/pods" or not meta.get("deletionGracePeriodSeconds")):
         # The last finalizer is gone: the deletion completes (kube-apiserver's

@@ -203,8 +203,11 @@ class VerbTests(SynchronousTestCase):
         self.fail(self.api.patch(self.deployments, "default", "web", MERGE_PATCH,
                                  {"metadata": {"resourceVersion": "1"}, "spec": {}}), 409)
         devices = self.server.registry.get("devices.kubeedge.io", "v1alpha2", "devices")
+        models = self.server.registry.get("devices.kubeedge.io", "v1alpha2", "devicemodels")
+        self.create(models, {"metadata": {"name": "m"}, "spec": {"properties": []}})
         self.create(devices, {"apiVersion": "devices.kubeedge.io/v1alpha2", "kind": "Device",
-                              "metadata": {"name": "d"}, "spec": {"a": 1}})
+                              "metadata": {"name": "d"},
+                              "spec": {"a": 1, "deviceModelRef": {"name": "m"}}})
         self.fail(self.api.patch(devices, "default", "d", STRATEGIC_MERGE_PATCH,
                                  {"spec": {"a": 2}}), 415)
         self.fail(self.api.patch(self.deployments, "default", "nope", MERGE_PATCH, {}), 404)
@@ -296,6 +299,32 @@ class VerbTests(SynchronousTestCase):
         bad = copy.deepcopy(crd)
         bad["metadata"]["name"] = "wrong"
         self.fail(self.api.create(crds, "", bad), 422)
+
+    def test_device_references(self):
+        """A Device whose DeviceModel or node is missing, or whose twins are not model
+        properties, is refused with 422 naming the field; a correct one is stored."""
+        models = self.server.registry.get("devices.kubeedge.io", "v1alpha2", "devicemodels")
+        devices = self.server.registry.get("devices.kubeedge.io", "v1alpha2", "devices")
+        selector = {"nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "", "operator": "In", "values": ["edge-1"]}]}]}
+        device = {"metadata": {"name": "lamp"},
+                  "spec": {"deviceModelRef": {"name": "bulb"}, "nodeSelector": selector},
+                  "status": {"twins": [{"propertyName": "power",
+                                        "desired": {"value": "ON"}}]}}
+        e = self.fail(self.api.create(devices, "default", copy.deepcopy(device)), 422)
+        self.assertIn("spec.deviceModelRef.name", e.message)
+        self.assertIn("edge-1", e.message)
+        self.create(models, {"metadata": {"name": "bulb"}, "spec": {"properties": [
+            {"name": "power", "type": {"string": {"accessMode": "ReadWrite"}}}]}})
+        e = self.fail(self.api.create(devices, "default", copy.deepcopy(device)), 422)
+        self.assertNotIn("deviceModelRef", e.message)
+        self.create(self.nodes, {"metadata": {"name": "edge-1"}}, namespace="")
+        self.create(devices, device)
+        wrong = copy.deepcopy(device)
+        wrong["metadata"]["name"] = "lamp2"
+        wrong["status"]["twins"][0]["propertyName"] = "colour"
+        e = self.fail(self.api.create(devices, "default", wrong), 422)
+        self.assertIn("status.twins[0].propertyName", e.message)
 
     def test_scale_and_binding(self):
         """The scale subresource reads and sets replicas; binding sets the node once."""
