@@ -82,7 +82,7 @@ class Edge(WebSocketClientProtocol):
     node = None
     swarm = None
     started = 0.0
-    is_open = False
+    link_open = False
     keepalive_call = None
     fanout_seen = 0
 
@@ -94,7 +94,7 @@ class Edge(WebSocketClientProtocol):
             useragent="kubeedge-tw-hub-bench")
 
     def onOpen(self):
-        self.is_open = True
+        self.link_open = True
         self.swarm.edge_opened(self)
 
     def onMessage(self, payload, isBinary):
@@ -150,11 +150,11 @@ class Blaster:
     def _write(self):
         self.call = None
         batch = 0
-        while not self.paused and batch < 200 and self.edge.is_open:
+        while not self.paused and batch < 200 and self.edge.link_open:
             self.edge.send(podstatus_message(self.tag))
             self.sent += 1
             batch += 1
-        if time.monotonic() >= self.deadline or not self.edge.is_open:
+        if time.monotonic() >= self.deadline or not self.edge.link_open:
             self._finish()
         elif not self.paused:
             self.call = self.reactor.callLater(0, self._write)
@@ -165,7 +165,7 @@ class Blaster:
         self.end = time.monotonic()
         if self.call is not None and self.call.active():
             self.call.cancel()
-        if self.edge.is_open:
+        if self.edge.link_open:
             self.edge.transport.unregisterProducer()
         self.done.callback(None)
 
@@ -264,7 +264,7 @@ class Swarm:
 
     def _keepalive(self, edge):
         edge.keepalive_call = None
-        if not edge.is_open:
+        if not edge.link_open:
             return
         edge.send(m.new_message(names.EDGEHUB, names.WIRE_GROUP_RESOURCE, names.OP_KEEPALIVE,
                                 "node", "ping"))
@@ -275,8 +275,8 @@ class Swarm:
         if edge.keepalive_call is not None and edge.keepalive_call.active():
             edge.keepalive_call.cancel()
         edge.keepalive_call = None
-        if edge.is_open:
-            edge.is_open = False
+        if edge.link_open:
+            edge.link_open = False
             self.closed_after_open += 1
             self.close_reasons["{} {}".format(code, (reason or edge.wasNotCleanReason
                                                      or "")[:100])] += 1
@@ -313,7 +313,7 @@ class Swarm:
     def cmd_status(self, request):
         cpu = self.process.cpu_times()
         return {"opened": self.opened, "failed": self.failed, "in_flight": self.in_flight,
-                "open_now": sum(1 for e in self.edges if e.is_open),
+                "open_now": sum(1 for e in self.edges if e.link_open),
                 "closed_after_open": self.closed_after_open, "total": len(self.names),
                 "ramp_start": self.ramp_start, "ramp_last_open": self.ramp_last_open,
                 "ramp_done_at": self.ramp_done_at,
@@ -341,7 +341,7 @@ class Swarm:
     def cmd_send_one(self, request):
         """Start one connection blasting; ``send_one_report`` reads the result."""
         tag = request["tag"]
-        edge = next((e for e in self.edges if e.is_open), None)
+        edge = next((e for e in self.edges if e.link_open), None)
         if edge is None:
             return {"error": "no open connection"}
         blaster = Blaster(self.reactor, edge, tag, float(request["seconds"]))
@@ -358,14 +358,14 @@ class Swarm:
         """Every open connection sends ``count`` updates; connections are served in chunks
         so that writes go out while the rest are still being encoded."""
         tag, count = request["tag"], int(request["count"])
-        edges = [e for e in self.edges if e.is_open]
+        edges = [e for e in self.edges if e.link_open]
         state = {"sent": 0, "start": time.monotonic(), "end": None, "connections": len(edges)}
         self.bursts[tag] = state
 
         def chunk(index):
             for edge in edges[index:index + 200]:
                 for _ in range(count):
-                    if edge.is_open:
+                    if edge.link_open:
                         edge.send(podstatus_message(tag))
                         state["sent"] += 1
             if index + 200 < len(edges):

@@ -51,9 +51,13 @@ def _kube_client_factory(core, config, reactor):
 
     def from_embedded():
         d = defer.maybeDeferred(apiserver.when_ready)
+        # The embedded server is local: limit the client as cloudcore v1.15 does its own
+        # (qps 5 x nodeLimit, burst 10 x nodeLimit), not at a shared cluster's rate.
+        node_limit = config.modules.cloudHub.nodeLimit
         d.addCallback(lambda _: make_kube_client(
             reactor, load_kubeconfig(apiserver.kubeconfig_path),
-            qps=config.kubeAPIConfig.qps, burst=config.kubeAPIConfig.burst))
+            qps=max(config.kubeAPIConfig.qps, 5 * node_limit),
+            burst=max(config.kubeAPIConfig.burst, 10 * node_limit)))
         return d
     return from_embedded
 

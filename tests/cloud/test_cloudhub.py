@@ -377,6 +377,20 @@ class BackpressureTests(SynchronousTestCase):
         self.assertFalse(server.reading_paused)
         self.assertEqual(len(server.backlog), 0)
 
+    def test_connection_events_never_dropped(self):
+        """connected/disconnected reach a controller even when its inbox is full."""
+        h = HubHarness(self)
+        h.edgecontroller.queue_size = 1
+        h.edgecontroller.stopService()  # stop draining, then fill the inbox
+        h.bus.send(names.EDGECONTROLLER, m.new_message("x", "resource", "update", "r", None))
+        edge, _, _, _ = h.connect("edge-1")
+        edge.dropConnection(abort=True)
+        h.flush()
+        h.edgecontroller.startService()
+        h.flush()
+        ops = [x.operation for x in h.edgecontroller.seen]
+        self.assertEqual(ops, ["update", names.OP_CONNECTED, names.OP_DISCONNECTED])
+
     def test_backlog_bounded(self):
         """Beyond the per-connection backlog, messages are refused with an error reply."""
         h = HubHarness(self, inbound_backlog=3)

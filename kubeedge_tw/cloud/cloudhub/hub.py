@@ -41,7 +41,7 @@ from kubeedge_tw.cloud.cloudhub.session import (
     ACK_INTERVAL, ACK_MAX_SENDS, DEFAULT_QUEUE_SIZE, DEFAULT_WINDOW, NodeSession)
 from kubeedge_tw.common import names
 from kubeedge_tw.common.message import MessageError, decode, encode, new_error, new_message
-from kubeedge_tw.common.module import Module, QueueFull
+from kubeedge_tw.common.module import Module
 from kubeedge_tw.common.resource import node_of, prepend_node, strip_node
 
 __all__ = ["CloudHub", "HubProtocol", "MAX_BAD_FRAMES"]
@@ -319,12 +319,11 @@ class CloudHub(Module):
                               "client_id": node}, separators=(",", ":"))
         event = new_message(names.CLOUDHUB, names.WIRE_GROUP_RESOURCE, operation,
                             "node/" + node, content, clock=self.clock)
+        # Connection events are few and must never be lost (a lost "disconnected" would
+        # leave a node shown Ready): they go past a full inbox.
         for group in (names.EDGECONTROLLER_GROUP, names.DEVICECONTROLLER_GROUP):
-            if self.bus.group_members(group):
-                try:
-                    self.bus.send_to_group(group, event)
-                except QueueFull:
-                    pass  # logged by the bus
+            for member in self.bus.group_members(group):
+                member.enqueue(event, force=True)
 
     # -- session events -----------------------------------------------------------------------
 

@@ -508,11 +508,14 @@ class EdgeController(Module):
             self._reply(message, "OK")
 
     async def _apply_pod_status(self, node, namespace, name, uid, status):
-        try:
-            current = await self.client.get("pods", name, namespace=namespace)
-        except NotFound:
-            self._pod_gone(node, namespace, name, uid)
-            return None
+        pods = self.informers.get("pods")
+        current = pods.get(name, namespace) if pods is not None and pods.has_synced else None
+        if current is None:  # not in the cache (yet): ask the API
+            try:
+                current = await self.client.get("pods", name, namespace=namespace)
+            except NotFound:
+                self._pod_gone(node, namespace, name, uid)
+                return None
         if uid and _meta(current).get("uid") and _meta(current)["uid"] != uid:
             self._pod_gone(node, namespace, name, uid)
             return None

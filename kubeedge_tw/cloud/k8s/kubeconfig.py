@@ -413,7 +413,10 @@ def make_kube_client(reactor, client_config, qps=None, burst=None, **client_kwar
     connections.
     """
     pool = HTTPConnectionPool(reactor, persistent=True)
-    pool.maxPersistentPerHost = 10
+    # Enough kept-alive connections for every controller request that can run at once
+    # (EdgeController's handlers + SyncController's writers + informers), so requests
+    # do not pay a fresh TLS handshake each.
+    pool.maxPersistentPerHost = 48
     agent = Agent(reactor, contextFactory=tls_policy(client_config), pool=pool)
     token = client_config.token
     if client_config.token_file:

@@ -167,7 +167,14 @@ class SyncController(Module):
         if not self._ready:
             return
         d = self._writes.run(lambda: defer.Deferred.fromCoroutine(function(*args)))
-        d.addErrback(lambda f: self.log.failure("ObjectSync write failed", f))
+        d.addErrback(self._write_failed)
+
+    def _write_failed(self, failure):
+        if not self.running:
+            self.log.debug("ObjectSync write interrupted by the stop")
+            return None
+        self.log.failure("ObjectSync write failed", failure)
+        return None
 
     async def _put_record(self, key, uid, rv):
         node, rtype, namespace, name = key
