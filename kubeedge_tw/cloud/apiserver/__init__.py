@@ -75,8 +75,9 @@ class _QuietSite(server.Site):
     def close_connections(self):
         """Close every open connection (after the responses being written)."""
         for channel in list(self.channels):
-            # Channels still negotiating HTTP/1.1 vs HTTP/2 have no transport attribute.
-            transport = getattr(channel, "transport", None)
+            # twisted.web's HTTP/1.1-or-2 wrapper keeps the transport on its inner channel.
+            transport = getattr(channel, "transport", None) or getattr(
+                getattr(channel, "_channel", None), "transport", None)
             if transport is not None:
                 transport.loseConnection()
 

@@ -225,3 +225,8 @@ def internal_error(message):
     """500 InternalError; the message is logged and sent."""
     return APIError(500, "InternalError",
                     "Internal error occurred: {}".format(message))
+
+
+def unavailable(message):
+    """503 ServiceUnavailable: the server is starting or stopping; clients retry."""
+    return APIError(503, "ServiceUnavailable", message)

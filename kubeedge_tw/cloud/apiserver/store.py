@@ -354,6 +354,8 @@ class Store:
     def changes_since(self, resource, rv):
         """Deferred list of the logged :class:`Change` of ``resource`` after ``rv``, or
         failing with a 410 :class:`~.errors.APIError`."""
+        if self.pool is None:
+            return defer.fail(errors.unavailable("the API server is stopping"))
         return self.pool.runInteraction(changes_since_txn, resource, rv)
 
     # -- reads and writes ----------------------------------------------------------------
@@ -362,14 +364,14 @@ class Store:
         """Run ``function(StoreTxn, *args)`` on the pool's thread; a Deferred of its
         result."""
         if self.pool is None:
-            return defer.fail(errors.internal_error("the store is closed"))
+            return defer.fail(errors.unavailable("the API server is stopping"))
         return self.pool.runInteraction(read_txn, lambda txn: function(txn, *args))
 
     def write(self, function):
         """Queue ``function(StoreTxn)`` for the next group commit; a Deferred firing with
         its result after the commit, or with its exception (its changes rolled back)."""
         if self._closed or self.pool is None:
-            return defer.fail(errors.internal_error("the store is closed"))
+            return defer.fail(errors.unavailable("the API server is stopping"))
         d = defer.Deferred()
         self._pending.append((function, d))
         if not self._running:
