@@ -1,0 +1,1 @@
+"""Tests of the embedded control plane (kubeedge_tw.cloud.controlplane)."""
