@@ -222,13 +222,14 @@ class Cloud:
 
 
 class Control(LineReceiver):
-    """JSON lines in, JSON lines out (see the module docstring)."""
+    """JSON lines in, JSON lines out (see the module docstring): each request names a
+    ``cmd_<name>`` method of ``target`` (the cloud here, a swarm in _hub_swarm)."""
 
     delimiter = b"\n"
     MAX_LENGTH = 1 << 20
 
-    def __init__(self, cloud, on_lost):
-        self.cloud = cloud
+    def __init__(self, target, on_lost):
+        self.target = target
         self.on_lost = on_lost
 
     def lineReceived(self, line):
@@ -236,7 +237,7 @@ class Control(LineReceiver):
         try:
             request = json.loads(line)
             request_id = request.get("id", -1)
-            reply = getattr(self.cloud, "cmd_" + request["cmd"])(request)
+            reply = getattr(self.target, "cmd_" + request["cmd"])(request)
         except Exception as e:  # the orchestrator reads and prints this
             reply = {"error": "{}: {}".format(type(e).__name__, e)}
         reply["id"] = request_id

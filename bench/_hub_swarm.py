@@ -42,10 +42,12 @@ from twisted.internet.interfaces import IPushProducer  # noqa: E402
 from twisted.logger import (  # noqa: E402
     FilteringLogObserver, LogLevel, LogLevelFilterPredicate, globalLogBeginner,
     textFileLogObserver)
-from twisted.protocols.basic import LineReceiver  # noqa: E402
 from zope.interface import implementer  # noqa: E402
 
 from kubeedge_tw.cloud.cloudhub.session import needs_ack  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _hub_cloud import Control  # noqa: E402  (the same JSON-lines control channel)
 from kubeedge_tw.common import message as m  # noqa: E402
 from kubeedge_tw.common import names, tls  # noqa: E402
 
@@ -383,34 +385,6 @@ class Swarm:
         """Stop soon (after this reply is written)."""
         self.reactor.callLater(0.05, self.stop)
         return {"quitting": True}
-
-
-class Control(LineReceiver):
-    """JSON lines in, JSON lines out (see the module docstring)."""
-
-    delimiter = b"\n"
-    MAX_LENGTH = 1 << 20
-
-    def __init__(self, swarm, on_lost):
-        self.swarm = swarm
-        self.on_lost = on_lost
-
-    def lineReceived(self, line):
-        request_id = -1
-        try:
-            request = json.loads(line)
-            request_id = request.get("id", -1)
-            reply = getattr(self.swarm, "cmd_" + request["cmd"])(request)
-        except Exception as e:  # the orchestrator reads and prints this
-            reply = {"error": "{}: {}".format(type(e).__name__, e)}
-        reply["id"] = request_id
-        self.send(reply)
-
-    def send(self, reply):
-        self.transport.write(json.dumps(reply).encode() + b"\n")
-
-    def connectionLost(self, reason):
-        self.on_lost()
 
 
 def parse_args(argv):
