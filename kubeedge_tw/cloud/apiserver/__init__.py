@@ -79,7 +79,9 @@ class _QuietSite(server.Site):
             transport = getattr(channel, "transport", None) or getattr(
                 getattr(channel, "_channel", None), "transport", None)
             if transport is not None:
-                transport.loseConnection()
+                # Cut it, as a process exit would: a TLS loseConnection waits for the
+                # peer's close_notify, which an idle or watching client may never send.
+                transport.abortConnection()
 
 
 class APIServerService(service.Service):
