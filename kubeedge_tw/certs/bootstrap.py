@@ -14,7 +14,6 @@ Errors are plain-text reasons: 401 for missing/expired/malformed/wrongly signed 
 malformed CSR or a node name that is not a DNS-1123 name, 413 for an oversized body.
 """
 
-import re
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -25,16 +24,11 @@ from twisted.web import resource, server
 
 from kubeedge_tw.certs.token import TokenError, ca_hash, split_token, verify_token
 from kubeedge_tw.common import pki
+from kubeedge_tw.common.resource import valid_node_name
 
 __all__ = ["BootstrapResource", "BootstrapService", "valid_node_name", "MAX_CSR_BYTES"]
 
 MAX_CSR_BYTES = 64 * 1024
-_NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-
-
-def valid_node_name(name):
-    """Whether ``name`` is a Kubernetes node name (DNS-1123 subdomain)."""
-    return isinstance(name, str) and 0 < len(name) <= 253 and bool(_NODE_NAME.match(name))
 
 
 class _Refused(Exception):

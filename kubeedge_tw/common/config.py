@@ -35,6 +35,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from kubeedge_tw.common.resource import valid_node_name
+
 __all__ = [
     "CLOUD",
     "EDGE",
@@ -324,7 +326,6 @@ def _must_be_false(reason):
 
 
 _HOST_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -484,7 +485,7 @@ def _node_name(allow_empty):
         _require_string(value)
         if allow_empty and value == "":
             return value
-        if len(value) > 253 or not _DNS1123_SUBDOMAIN.match(value):
+        if not valid_node_name(value):
             raise _Invalid(
                 "must be a valid node name (lowercase letters, digits, '-' and '.', "
                 "starting and ending with a letter or digit, at most 253 characters), "

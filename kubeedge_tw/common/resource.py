@@ -8,14 +8,27 @@ them (reference 2.5).
   ``node/<node>/`` to what it receives and strips it before sending.
 """
 
+import re
 from dataclasses import dataclass
 
 __all__ = [
     "ResourceError", "Resource", "edge_resource", "cloud_resource", "parse_edge_resource",
     "parse_cloud_resource", "prepend_node", "strip_node", "node_of", "resource_type",
+    "valid_node_name",
 ]
 
 NODE_PREFIX = "node"
+
+_DNS1123_SUBDOMAIN = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def valid_node_name(name):
+    """Whether ``name`` is a Kubernetes node name: a lowercase DNS-1123 subdomain of at
+    most 253 characters. The one rule every boundary (flags, config, CloudHub, the
+    bootstrap server) applies to node names."""
+    return (isinstance(name, str) and 0 < len(name) <= 253
+            and bool(_DNS1123_SUBDOMAIN.match(name)))
 
 
 class ResourceError(ValueError):

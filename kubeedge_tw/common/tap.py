@@ -9,22 +9,19 @@ side by side from the same directory.
 """
 
 import os
-import re
 import sys
 
 from twisted.python import usage
 
 from kubeedge_tw.common.config import ConfigError, default_config, load_config
+from kubeedge_tw.common.resource import valid_node_name
 
 __all__ = ["SideOptions", "check_host_port", "check_node_name", "prepare_state_dir",
            "exit_zero_after_clean_sigterm"]
 
-_NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-
-
 def check_node_name(value):
     """A Kubernetes node name (DNS-1123 subdomain), or ``UsageError``."""
-    if not value or len(value) > 253 or not _NODE_NAME.match(value):
+    if not valid_node_name(value):
         raise usage.UsageError(
             "--node-name {!r} is not a valid node name: lowercase letters, digits, '-' and "
             "'.', starting and ending with a letter or digit, at most 253 characters"

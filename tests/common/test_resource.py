@@ -60,3 +60,10 @@ class ResourceTests(SynchronousTestCase):
         self.assertRaises(r.ResourceError, r.edge_resource, "default", "", "x")
         self.assertRaises(r.ResourceError, r.cloud_resource, "", "default", "pod")
         self.assertRaises(r.ResourceError, r.prepend_node, "a/b", "default/pod")
+
+    def test_valid_node_name(self):
+        """Node names are lowercase DNS-1123 subdomains of at most 253 characters."""
+        for good in ("edge-1", "a", "edge.site-2", "1edge"):
+            self.assertTrue(r.valid_node_name(good), good)
+        for bad in ("", "Edge", "-edge", "edge-", "e_1", "a" * 254, "a..b", None, 5):
+            self.assertFalse(r.valid_node_name(bad), bad)

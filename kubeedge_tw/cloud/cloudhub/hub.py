@@ -42,7 +42,7 @@ from kubeedge_tw.cloud.cloudhub.session import (
 from kubeedge_tw.common import names
 from kubeedge_tw.common.message import MessageError, decode, encode, new_error, new_message
 from kubeedge_tw.common.module import Module
-from kubeedge_tw.common.resource import node_of, prepend_node, strip_node
+from kubeedge_tw.common.resource import node_of, prepend_node, strip_node, valid_node_name
 
 __all__ = ["CloudHub", "HubProtocol", "MAX_BAD_FRAMES"]
 
@@ -56,7 +56,6 @@ CLOSE_POLICY_VIOLATION = 1008
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 
-_NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _PATH = re.compile(r"^/([^/]+)/([^/]+)/events/?$")
 _MSG_ID = re.compile(rb'"msg_id"\s*:\s*"([0-9A-Za-z_.:-]{1,64})"')
 
@@ -256,7 +255,7 @@ class CloudHub(Module):
         if not node:
             self._deny(request, 400, "no node id: send the node_id header or use the path "
                                      "/<project_id>/<node_id>/events")
-        if len(node) > 253 or not _NODE_NAME.match(node):
+        if not valid_node_name(node):
             self._deny(request, 400, "node id {!r} is not a valid node name".format(node[:80]))
         cert_names = self._cert_names(transport)
         if node not in cert_names and not self.allow_any_node_cert:
