@@ -20,7 +20,8 @@ from kubeedge_tw.common.core import Core
 from tests.integration.parts import LOOPBACK, free_port, require_executable, run_command
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-EXAMPLES = os.path.join(TOP, "conf", "examples")
+# Manifests of every kind the server must take, as kubectl sends them.
+EXAMPLES = os.path.join(TOP, "tests", "integration", "manifests")
 EXAMPLE_FILES = ("configmap.yaml", "secret.yaml", "node.yaml", "deployment.yaml", "pod.yaml")
 
 
