@@ -431,12 +431,14 @@ class WalkthroughCase(TestCase):
         """A mosquitto_sub on the edge's internal broker, subscribed (QoS 1) when this
         returns; stopped by a cleanup."""
         sub = require_executable("mosquitto_sub", "mosquitto-clients")
+        # Line-buffered: mosquitto_sub's stdio holds its debug lines (the SUBACK) in a pipe.
+        stdbuf = require_executable("stdbuf", "coreutils")
         watch = MqttWatch()
-        argv = [sub, "-h", LOOPBACK, "-p", str(self.ports["mqtt"]), "-q", "1", "-v", "-d",
-                "-i", "e2e-watch-" + secrets.token_hex(3)]
+        argv = [stdbuf, "-oL", sub, "-h", LOOPBACK, "-p", str(self.ports["mqtt"]), "-q", "1",
+                "-v", "-d", "-i", "e2e-watch-" + secrets.token_hex(3)]
         for topic in topics:
             argv += ["-t", topic]
-        transport = reactor.spawnProcess(watch, sub, argv, env=dict(os.environ))
+        transport = reactor.spawnProcess(watch, stdbuf, argv, env=dict(os.environ))
 
         def stop():
             if not watch.exited:
