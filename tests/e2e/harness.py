@@ -26,7 +26,7 @@ from tests.integration.parts import (
     LOOPBACK, free_port, missing_part, require_executable, run_command)
 
 __all__ = ["WalkthroughCase", "SideProcess", "MqttWatch", "EXAMPLES", "SAMPLE_IMAGE",
-           "example_documents", "sleep"]
+           "example_documents", "sleep", "twistd_command", "command"]
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 EXAMPLES = os.path.join(TOP, "conf", "examples")
@@ -57,12 +57,15 @@ async def command(args, timeout=60):
     return code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
 
-def _twistd():
-    """twistd as installed next to this Python (the virtualenv's), else through -c."""
+def twistd_command():
+    """twistd as installed next to this Python (the virtualenv's), else through -c, with
+    the project's info-level text logger (as the README and scripts/demo.sh run it)."""
     path = os.path.join(os.path.dirname(sys.executable), "twistd")
     if os.access(path, os.X_OK):
-        return [path]
-    return [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+        command = [path]
+    else:
+        command = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+    return command + ["--logger", "kubeedge_tw.common.log.text_observer"]
 
 
 class SideProcess(protocol.ProcessProtocol):
@@ -255,7 +258,7 @@ class WalkthroughCase(TestCase):
         os.makedirs(state, exist_ok=True)
         name = "kubeedge-" + side
         proc = SideProcess(name, os.path.join(state, name + ".log"))
-        argv = _twistd() + ["-n", name, "--state-dir", state] + list(args)
+        argv = twistd_command() + ["-n", name, "--state-dir", state] + list(args)
         proc.transport = reactor.spawnProcess(proc, argv[0], argv, env=dict(os.environ),
                                               path=self.base)
         marker = name + " started"
