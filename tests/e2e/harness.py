@@ -469,8 +469,9 @@ class WalkthroughCase(TestCase):
         """(status code, body text) of GET http://127.0.0.1:port/path, or None when
         nothing answers."""
         try:
+            # No keep-alive: a pooled connection would outlive the test.
             response = await treq.get("http://{}:{}{}".format(LOOPBACK, port, path),
-                                      timeout=5)
+                                      timeout=5, persistent=False)
             body = await response.text()
         except Exception:   # refused, reset or timed out: the app is not there (yet)
             return None
