@@ -26,8 +26,9 @@ What it does, with the KubeEdge behaviour each part reproduces (reference 4.1-4.
   reference 2.9). Every message sent to the cloud is kept in a **confirm map** until a
   message whose ``parent_msg_id`` names it arrives, and is sent again every
   ``resend_interval`` (60 s) while connected, and at once on reconnect. A newer report
-  for the same device (and the same twins) replaces an unconfirmed older one. EdgeHub
-  also keeps these reports while the cloud is unreachable.
+  for the same device (and the same twins) replaces an unconfirmed older one; one that
+  covers only some of its twins takes those out of it, so that no resend brings an older
+  value back. EdgeHub also keeps these reports while the cloud is unreachable.
 
 Everything is answered from the in-memory copy (loaded from sqlite at start); writes go
 through :class:`~.store.DeviceStore`, and what is published for a request is published
@@ -115,6 +116,20 @@ class _Unconfirmed:
         if self.kind != newer.kind or self.device != newer.device:
             return False
         return self.kind != "edge_updated" or self.twins <= newer.twins
+
+    def without_twins_of(self, newer):
+        """This report without the twins ``newer`` reports again (same device), or None
+        when the two share no twin. The message id is kept, so that the cloud's confirm
+        still names it."""
+        if (self.kind != "edge_updated" or newer.kind != self.kind
+                or self.device != newer.device or not self.twins & newer.twins):
+            return None
+        twins = self.twins - newer.twins
+        content = dict(self.message.content)
+        content["twin"] = {name: value for name, value in content["twin"].items()
+                           if name in twins}
+        return _Unconfirmed(self.message.replace(content=content), self.kind, self.device,
+                            twins)
 
 
 class DeviceTwin(Module):
@@ -334,8 +349,16 @@ class DeviceTwin(Module):
         message = new_message(names.DEVICETWIN, CLOUD_GROUP, operation, resource, content,
                               clock=self.clock)
         entry = _Unconfirmed(message, kind, device, frozenset(twins))
-        for msg_id in [k for k, old in self.unconfirmed.items() if old.superseded_by(entry)]:
-            del self.unconfirmed[msg_id]
+        for msg_id, old in list(self.unconfirmed.items()):
+            if old.superseded_by(entry):
+                del self.unconfirmed[msg_id]
+                continue
+            # An older report that shares twins with this one is resent without them:
+            # else a resend (every resend_interval, or after a reconnect) would put the
+            # older values back in the cloud after this one was written there.
+            trimmed = old.without_twins_of(entry)
+            if trimmed is not None:
+                self.unconfirmed[msg_id] = trimmed
         if len(self.unconfirmed) >= self.confirm_limit:
             oldest = next(iter(self.unconfirmed))
             self.log.warn("confirm map full ({limit}): gave up on {what}",

@@ -419,6 +419,29 @@ class CloudLinkTests(SynchronousTestCase):
                                               "temp": {"actual": {"value": "5"}}}})
         self.assertEqual(len(h.twin.unconfirmed), 1)
 
+    def test_resend_never_reverts_a_newer_report(self):
+        """An older unconfirmed report that a newer one only partly covers is resent
+        without the covered twins, so a resend cannot put an older value back."""
+        h = harness(self)
+        h.connection(names.CLOUD_CONNECTED)
+        detail, = h.to_cloud(DETAIL_RESOURCE)
+        h.cloud("twin", "OK", operation="response", parent=detail.msg_id)
+        h.mqtt(DEV + "twin/update", {"twin": {"temp": {"actual": {"value": "1"}},
+                                              "hum": {"actual": {"value": "3"}}}})
+        h.mqtt(DEV + "twin/update", {"twin": {"temp": {"actual": {"value": "5"}}}})
+        older, newer = h.to_cloud("device/dev1/twin/edge_updated")
+        self.assertEqual(sorted(older.content["twin"]), ["hum", "temp"], "sent as it was")
+        h.cloud("twin", "OK", operation="response", parent=newer.msg_id)
+        h.clear()
+        h.clock.advance(60)
+        h.run()
+        resent, = h.to_cloud()
+        self.assertEqual(resent.msg_id, older.msg_id, "a confirm still names it")
+        self.assertEqual(list(resent.content["twin"]), ["hum"])
+        self.assertEqual(resent.content["twin"]["hum"]["actual"]["value"], "3")
+        h.cloud("twin", "OK", operation="response", parent=older.msg_id)
+        self.assertEqual(h.twin.unconfirmed, {})
+
     def test_confirm_map_bound(self):
         """Past confirm_limit the oldest report is given up with a log line."""
         events = capture_logs(self)
