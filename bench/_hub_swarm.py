@@ -23,7 +23,6 @@ connections, at most ``inflight`` handshakes at once), ``status``, ``handshakes`
 
 import argparse
 import collections
-import json
 import os
 import random
 import resource

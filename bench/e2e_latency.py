@@ -52,6 +52,7 @@ import uuid
 
 # Measure the working tree, not whatever copy of the package is installed.
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
+from _procs import stop_process  # noqa: E402
 
 import psutil  # noqa: E402
 import twisted  # noqa: E402
@@ -715,13 +716,7 @@ class Bench:
         """SIGTERM to the edge's PID, then SIGKILL if it does not stop."""
         proc, log = self.edge
         self.edge = None
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop_process(proc, 30)
         log.close()
 
     async def wait_node_ready(self, node, seconds):

@@ -38,7 +38,6 @@ import os
 import platform
 import select
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
@@ -49,6 +48,7 @@ import uuid
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 # Measure the working tree, not whatever copy of the package is installed.
 sys.path.insert(0, TOP)
+from _procs import stop_process  # noqa: E402
 
 IMAGE_REPO = "kubeedge-tw-test/busybox"
 IMAGE = IMAGE_REPO + ":latest"
@@ -272,18 +272,6 @@ class Child:
                 pass
         stop_process(self.proc)
         self._stderr.close()
-
-
-def stop_process(proc, timeout=15):
-    """SIGTERM a process we started, SIGKILL it if it outlives ``timeout``."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
 
 
 def wait_for_line(path, marker, proc, timeout):

@@ -44,7 +44,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -52,6 +51,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
+from _procs import stop_process  # noqa: E402
 
 DEVICE_TOPIC = "$hw/events/device/bench-{}/twin/update"
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -263,12 +263,7 @@ def run(args):
             figures = json.load(f)
     finally:
         for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-                try:
-                    child.wait(10)
-                except subprocess.TimeoutExpired:
-                    child.kill()
+            stop_process(child, 10)
 
     to_cloud = [figures["arrivals"][k] - mapper.sent[k] for k in figures["arrivals"]
                 if k in mapper.sent]
@@ -348,13 +343,7 @@ class CloudSection:
             proc, log = self.children.pop(name, (None, None))
             if proc is None:
                 continue
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
+            stop_process(proc, 20)
             log.close()
 
     def _check_alive(self):
