@@ -7,6 +7,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from kubeedge_tw.cloud.devicecontroller import DeviceController
 from kubeedge_tw.cloud.devicecontroller import convert
+from kubeedge_tw.cloud.devicecontroller.controller import (
+    MODEL_NOT_FOUND, NODE_NOT_FOUND, UNKNOWN_TWIN_PROPERTY)
 from kubeedge_tw.cloud.kube import KubeContext
 from kubeedge_tw.common import message as m
 from kubeedge_tw.common import names
@@ -44,11 +46,19 @@ def device(name="sensor-1", node="edge-1", desired=None, model_name="sensor-mode
             "spec": spec, "status": {"twins": twins}}
 
 
-class Harness:
-    """Fake API server, shared informers, DeviceController, recording hub."""
+def node(name):
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {
+        "node-role.kubernetes.io/edge": ""}}}
 
-    def __init__(self):
+
+class Harness:
+    """Fake API server, shared informers, DeviceController, recording hub. ``nodes``
+    exist from the start."""
+
+    def __init__(self, nodes=("edge-1", "edge-2")):
         self.cluster = FakeCluster()
+        for name in nodes:
+            self.cluster.api.put("nodes", node(name))
         self.clock = self.cluster.clock
         self.client = self.cluster.client()
         self.bus = Bus(self.clock)
@@ -150,6 +160,19 @@ class ConvertTests(SynchronousTestCase):
                                       "timestamp": "5", "type": "string"}}}])
 
 
+    def test_unknown_twins_left_out(self):
+        """Twins naming a property the model does not declare are reported by
+        unknown_twins and left out of what goes to the edge and the profile."""
+        dev = device(desired={"switch": "ON", "humidity": "40", "pressure": "1"})
+        self.assertEqual(convert.unknown_twins(dev, model()), ["humidity", "pressure"])
+        self.assertEqual(set(convert.desired_twins(dev, model())), {"switch"})
+        self.assertEqual(set(convert.desired_twins(dev)), {"switch", "humidity", "pressure"})
+        self.assertEqual(set(convert.edge_device(dev, model(), 1)["twin"]), {"switch"})
+        profile = json.loads(convert.device_profile([dev], {"sensor-model": model()}))
+        self.assertEqual([t["propertyName"] for t in profile["deviceInstances"][0]["twins"]],
+                         ["switch"])
+
+
 class DownstreamTests(SynchronousTestCase):
     """Devices and desired values go to the right edge node."""
 
@@ -229,6 +252,135 @@ class DownstreamTests(SynchronousTestCase):
         h = self.h
         h.create("devices", device(node=None))
         self.assertEqual(h.hub.sent, [])
+
+
+class InvalidDeviceTests(SynchronousTestCase):
+    """Devices an API server without KubeEdge's admission webhook stores although their
+    model or node is missing, or their twins are not in the model: Warning Events, and
+    nothing invalid reaches an edge until it is fixed."""
+
+    def setUp(self):
+        self.h = Harness(nodes=("edge-1",))
+        self.addCleanup(self.h.stop, self)
+        self.h.create("devicemodels", model())
+
+    def events(self, reason=None):
+        return [e for e in self.h.cluster.api.objects("events")
+                if reason is None or e["reason"] == reason]
+
+    def assertOneWarning(self, dev, reason, message):
+        events = self.events(reason)
+        self.assertEqual(len(events), 1, events)
+        event = events[0]
+        self.assertEqual((event["type"], event["reason"], event["message"], event["count"]),
+                         ("Warning", reason, message, 1))
+        self.assertEqual(event["source"], {"component": "devicecontroller"})
+        self.assertEqual(event["metadata"]["namespace"], "default")
+        ref = event["involvedObject"]
+        self.assertEqual(
+            {k: ref.get(k) for k in ("apiVersion", "kind", "name", "namespace", "uid")},
+            {"apiVersion": GROUP + "/v1alpha2", "kind": "Device",
+             "name": dev["metadata"]["name"], "namespace": "default",
+             "uid": dev["metadata"]["uid"]})
+        return event
+
+    def test_missing_model(self):
+        """A Device whose model is missing gets a DeviceModelNotFound Warning naming the
+        model and namespace and is sent nowhere (no membership, detail or profile); once
+        the model is created it is delivered with its attributes."""
+        h = self.h
+        dev = h.create("devices", device("led-1", model_name="led-model"))
+        self.assertOneWarning(dev, MODEL_NOT_FOUND,
+                              'deviceModelRef "led-model" not found in namespace default')
+        self.assertEqual(h.hub.sent, [])
+        req = h.from_edge("edge-1", "get", "membership/detail", "{}")
+        self.assertEqual(h.replies(req)[0].content["devices"], [])
+        self.assertIsNone(h.cluster.api.object("configmaps", "device-profile-config-edge-1",
+                                               "default"))
+        h.create("devicemodels", model("led-model"))
+        sent = h.sent_to("edge-1", "membership")
+        self.assertEqual(len(sent), 1)
+        added = sent[0].content["added_devices"]
+        self.assertEqual([d["id"] for d in added], ["led-1"])
+        self.assertIn("temperature", added[0]["attributes"])
+        self.assertEqual([d["name"] for d in h.profile()["deviceInstances"]], ["led-1"])
+        self.assertEqual(len(self.events()), 1)
+
+    def test_device_edited_to_existing_model(self):
+        """Fixing deviceModelRef on the Device delivers it."""
+        h = self.h
+        h.create("devices", device(model_name="led-model"))
+        self.assertEqual(h.hub.sent, [])
+        h.patch("sensor-1", {"spec": {"deviceModelRef": {"name": "sensor-model"}}})
+        sent = h.sent_to("edge-1", "membership")
+        self.assertEqual([d["id"] for d in sent[0].content["added_devices"]], ["sensor-1"])
+
+    def test_missing_node(self):
+        """A Device bound to a node that does not exist gets a NodeNotFound Warning and
+        is sent nowhere; when the Node appears it is delivered to it."""
+        h = self.h
+        dev = h.create("devices", device(node="edge-9"))
+        self.assertOneWarning(dev, NODE_NOT_FOUND,
+                              'node "edge-9" (spec.nodeSelector) not found')
+        self.assertEqual(h.hub.sent, [])
+        h.call(h.client.create("nodes", node("edge-9")))
+        sent = h.sent_to("edge-9", "membership")
+        self.assertEqual([d["id"] for d in sent[0].content["added_devices"]], ["sensor-1"])
+
+    def test_moved_to_missing_node(self):
+        """A delivered Device moved to a missing node is withdrawn from its old node and
+        sent to no other."""
+        h = self.h
+        h.create("devices", device())
+        h.patch("sensor-1", {"spec": {"nodeSelector": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "", "operator": "In", "values": ["edge-9"]}]}]}}})
+        sent = h.sent_to("edge-1", "membership")
+        self.assertEqual([d["id"] for d in sent[-1].content["removed_devices"]],
+                         ["sensor-1"])
+        self.assertEqual(h.sent_to("edge-9"), [])
+        self.assertEqual([e["reason"] for e in self.events()], [NODE_NOT_FOUND])
+
+    def test_unknown_twin(self):
+        """Twins not in the model get an UnknownTwinProperty Warning listing them; the
+        device goes with its other twins; once the model declares the property, that
+        twin is sent as cloud_updated."""
+        h = self.h
+        dev = h.create("devices", device(desired={"switch": "ON", "humidity": "40"}))
+        self.assertOneWarning(
+            dev, UNKNOWN_TWIN_PROPERTY, '"humidity" in status.twins is not a property of '
+            'DeviceModel "sensor-model": not sent to the edge')
+        sent = h.sent_to("edge-1", "membership")
+        self.assertEqual(len(sent), 1)
+        self.assertEqual(set(sent[0].content["added_devices"][0]["twin"]), {"switch"})
+        props = model()["spec"]["properties"] + [
+            {"name": "humidity", "type": {"int": {"defaultValue": 0}}}]
+        h.call(h.client.patch("devicemodels", "sensor-model",
+                              {"spec": {"properties": props}}, namespace="default"))
+        updated = h.sent_to("edge-1", "device/sensor-1/twin/cloud_updated")
+        self.assertEqual(len(updated), 1)
+        self.assertEqual(updated[0].content["twin"]["humidity"]["expected"]["value"], "40")
+        self.assertEqual(len(self.events()), 1)
+
+    def test_no_event_flood(self):
+        """Many changes to an invalid Device and a relist record one Event; a problem
+        that goes and comes back is counted on that same Event, not a new one."""
+        h = self.h
+        h.create("devices", device(model_name="led-model"))
+        for i in range(30):
+            h.patch("sensor-1", {"status": {"state": "s{}".format(i)}}, status=True)
+        h.cluster.api.expire_watches()
+        h.run(5)
+        events = self.events()
+        self.assertEqual([(e["reason"], e["count"]) for e in events], [(MODEL_NOT_FOUND, 1)])
+        h.create("devicemodels", model("led-model"))
+        self.assertEqual(len(h.sent_to("edge-1", "membership")), 1)
+        h.call(h.client.delete("devicemodels", "led-model", namespace="default"))
+        sent = h.sent_to("edge-1", "membership")
+        self.assertEqual([d["id"] for d in sent[-1].content["removed_devices"]],
+                         ["sensor-1"])
+        events = self.events()
+        self.assertEqual([(e["reason"], e["count"]) for e in events], [(MODEL_NOT_FOUND, 2)])
+        self.assertEqual(len(h.sent_to("edge-1", "membership")), 2)
 
 
 class ProfileTests(SynchronousTestCase):
@@ -345,6 +497,9 @@ class ReadinessTests(SynchronousTestCase):
         dc = DeviceController(clock, kube)
         bus.register(hub)
         bus.register(dc)
+        cluster.api.put("nodes", node("edge-1"))
+        cluster.api.put("devicemodels", dict(model(), metadata={
+            "name": "sensor-model", "namespace": "default"}))
         cluster.api.put("devices", dict(device(), metadata={
             "name": "sensor-1", "namespace": "default"}))
         hub.startService()

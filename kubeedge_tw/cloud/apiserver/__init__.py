@@ -89,7 +89,8 @@ class APIServerService(service.Service):
 
     ``listen(factory)`` returns a Deferred of the listening port (an endpoint's
     ``listen``). ``stopService`` stops listening, ends the watches and closes the store
-    (its thread included).
+    (its thread included). ``device_admission`` False stores Devices KubeEdge's admission
+    webhook would refuse (see :class:`~.api.APIServer`).
     """
 
     log = Logger()
@@ -97,7 +98,7 @@ class APIServerService(service.Service):
 
     def __init__(self, clock, store, listen, creds, kubeconfig_path=None,
                  registry=None, crds=None, advertise_host="127.0.0.1", watch_timeout=None,
-                 bookmark_interval=None):
+                 bookmark_interval=None, device_admission=True):
         """Collaborators: the injected ``clock``, a :class:`Store`, ``listen``, the
         :class:`~.auth.APIServerCredentials` and where to write the kubeconfig (None: do
         not write one)."""
@@ -111,6 +112,7 @@ class APIServerService(service.Service):
         self.advertise_host = advertise_host
         self.watch_timeout = watch_timeout
         self.bookmark_interval = bookmark_interval
+        self.device_admission = device_admission
         self.api = None
         self.resource = None
         self.site = None
@@ -151,7 +153,8 @@ class APIServerService(service.Service):
 
     async def _start(self):
         await self.store.open()
-        self.api = APIServer(self.store, self.registry, self.clock)
+        self.api = APIServer(self.store, self.registry, self.clock,
+                             device_admission=self.device_admission)
         await self.api.bootstrap(self.crds)
         options = {}
         if self.watch_timeout is not None:
@@ -210,10 +213,11 @@ class APIServerService(service.Service):
         self.log.info("apiserver stopped", log_event="apiserver_stopped")
 
 
-def create_apiserver(core, config):
+def create_apiserver(core, config, device_admission=True):
     """The API server from the cloud config: its credentials are made (or checked) now, in
     ``<state-dir>/apiserver/``, from the cloud CA, which is created like CloudHub does when
-    it does not exist yet. Raises :class:`APIServerSetupError` on certificate problems."""
+    it does not exist yet. Raises :class:`APIServerSetupError` on certificate problems.
+    ``device_admission``: see :class:`APIServerService`."""
     api = config.modules.apiServer
     hub = config.modules.cloudHub
     ca, ca_key = config.resolve_path(hub.tlsCAFile), config.resolve_path(hub.tlsCAKeyFile)
@@ -235,4 +239,4 @@ def create_apiserver(core, config):
     advertise = api.address if api.address not in ("0.0.0.0", "::") else "127.0.0.1"
     return APIServerService(core.clock, store, endpoint.listen, creds,
                             kubeconfig_path=os.path.join(config.state_dir, KUBECONFIG_NAME),
-                            advertise_host=advertise)
+                            advertise_host=advertise, device_admission=device_admission)

@@ -178,10 +178,11 @@ def _validate(rtype, obj, old=None):
 _DEVICE_GROUP = "devices.kubeedge.io"
 
 
-def _device_references(txn, rtype, obj, namespace):
+def _device_references(txn, rtype, obj, namespace, device_admission=True):
     """What KubeEdge's admission webhook checks for a Device: its DeviceModel and its
-    node exist, and every twin it declares is a property of the model (422 otherwise)."""
-    if rtype.group != _DEVICE_GROUP or rtype.plural != "devices":
+    node exist, and every twin it declares is a property of the model (422 otherwise).
+    ``device_admission`` False skips it, as a cluster without the webhook does."""
+    if not device_admission or rtype.group != _DEVICE_GROUP or rtype.plural != "devices":
         return
     spec = obj.get("spec") or {}
     causes = []
@@ -354,7 +355,7 @@ def decode_continue(token):
 # -- create --------------------------------------------------------------------------------------
 
 
-def create_txn(txn, rtype, namespace, obj, now, rng, dry_run=False):
+def create_txn(txn, rtype, namespace, obj, now, rng, dry_run=False, device_admission=True):
     """Create ``obj`` (already a dict) in ``namespace``; returns the stored object."""
     _check_type(rtype, obj)
     _guarded(rtype.strategy.typecheck, obj, rtype.kind)
@@ -377,7 +378,7 @@ def create_txn(txn, rtype, namespace, obj, now, rng, dry_run=False):
     _guarded(rtype.strategy.default, obj)
     _validate(rtype, obj)
     _require_namespace(txn, rtype, ns, creating=True, name=meta.get("name", ""))
-    _device_references(txn, rtype, obj, ns)
+    _device_references(txn, rtype, obj, ns, device_admission)
     if generated:
         meta["name"] = _generate_name(txn, rtype, ns, meta["generateName"], rng)
         if rtype.key == _NAMESPACE_KEY:
@@ -398,7 +399,7 @@ def create_txn(txn, rtype, namespace, obj, now, rng, dry_run=False):
 
 
 def _apply_update(txn, rtype, namespace, name, current, new, subresource, now, dry_run,
-                  keep_status_metadata=True):
+                  keep_status_metadata=True, device_admission=True):
     """Store ``new`` as the next version of ``current`` with kube-apiserver's update
     rules; returns the stored object (``current`` when nothing changed)."""
     _check_type(rtype, new, name)
@@ -439,7 +440,7 @@ def _apply_update(txn, rtype, namespace, name, current, new, subresource, now, d
     if new == current:
         return current
     ns = _storage_ns(rtype, namespace)
-    _device_references(txn, rtype, new, ns)
+    _device_references(txn, rtype, new, ns, device_admission)
     if meta.get("deletionTimestamp") and not meta.get("finalizers") and (
             rtype.key != "/pods" or not meta.get("deletionGracePeriodSeconds")):
         # The last finalizer is gone: the deletion completes (kube-apiserver's
@@ -462,11 +463,13 @@ def _current(txn, rtype, namespace, name):
     return current
 
 
-def update_txn(txn, rtype, namespace, name, obj, now, subresource=None, dry_run=False):
+def update_txn(txn, rtype, namespace, name, obj, now, subresource=None, dry_run=False,
+               device_admission=True):
     """PUT: replace the object (or its status) if ``metadata.resourceVersion`` is current
     or empty; 404 when missing, 409 when stale."""
     current = _current(txn, rtype, namespace, name)
-    return _apply_update(txn, rtype, namespace, name, current, obj, subresource, now, dry_run)
+    return _apply_update(txn, rtype, namespace, name, current, obj, subresource, now, dry_run,
+                         device_admission=device_admission)
 
 
 def apply_patch(rtype, current, patch_type, patch):
@@ -489,7 +492,7 @@ def apply_patch(rtype, current, patch_type, patch):
 
 
 def patch_txn(txn, rtype, namespace, name, patch_type, patch, now, subresource=None,
-              dry_run=False):
+              dry_run=False, device_admission=True):
     """PATCH: apply the patch to the current object and store the result with the update
     rules (a ``metadata.resourceVersion`` in the patch is a precondition)."""
     current = _current(txn, rtype, namespace, name)
@@ -500,7 +503,7 @@ def patch_txn(txn, rtype, namespace, name, patch_type, patch, now, subresource=N
         raise errors.bad_request("metadata.name: Invalid value: {}: field is immutable".format(
             errors.go_value(patched["metadata"]["name"])))
     return _apply_update(txn, rtype, namespace, name, current, patched, subresource, now,
-                         dry_run)
+                         dry_run, device_admission=device_admission)
 
 
 # -- scale and binding ----------------------------------------------------------------------------
@@ -801,16 +804,19 @@ def bootstrap_txn(txn, registry_types, crds, now):
 class APIServer:
     """The verbs for the HTTP layer: each returns a Deferred; the time comes from
     ``clock`` and the storage is ``store``. Keeps ``registry`` in step with the stored
-    CRDs."""
+    CRDs. ``device_admission`` (on by default) refuses Devices as KubeEdge's admission
+    webhook does (:func:`_device_references`); off, the server stores them as a cluster
+    without the webhook would."""
 
     log = Logger()
 
-    def __init__(self, store, registry, clock, rng=None):
+    def __init__(self, store, registry, clock, rng=None, device_admission=True):
         """Serve ``registry``'s types from ``store``."""
         self.store = store
         self.registry = registry
         self.clock = clock
         self.rng = rng or random.Random()
+        self.device_admission = device_admission
         store.subscribe(self._on_change)
 
     def now(self):
@@ -862,20 +868,23 @@ class APIServer:
         """Create ``obj``; the stored object."""
         now = self.now()
         return self.store.write(lambda txn: create_txn(txn, rtype, namespace, obj, now,
-                                                       self.rng, dry_run))
+                                                       self.rng, dry_run,
+                                                       self.device_admission))
 
     def update(self, rtype, namespace, name, obj, subresource=None, dry_run=False):
         """Replace an object (or its status); the stored object."""
         now = self.now()
         return self.store.write(lambda txn: update_txn(txn, rtype, namespace, name, obj, now,
-                                                       subresource, dry_run))
+                                                       subresource, dry_run,
+                                                       self.device_admission))
 
     def patch(self, rtype, namespace, name, patch_type, patch, subresource=None,
               dry_run=False):
         """Patch an object (or its status); the stored object."""
         now = self.now()
         return self.store.write(lambda txn: patch_txn(txn, rtype, namespace, name, patch_type,
-                                                      patch, now, subresource, dry_run))
+                                                      patch, now, subresource, dry_run,
+                                                      self.device_admission))
 
     def delete(self, rtype, namespace, name, options):
         """Delete an object; ``(object, gone)``."""

@@ -20,6 +20,12 @@ heartbeats resume, whatever the edge reports decides ``Ready`` again, and the ta
 **Events**: ``NodeNotReady`` ("Node edge-1 status is now: NodeNotReady") when ``Ready``
 leaves ``True``, ``NodeReady`` when it comes back.
 
+**Pods** of a node whose ``Ready`` leaves ``True`` get their own ``Ready`` condition
+``False`` and a ``NodeNotReady`` Warning ("Node is not ready"), as the real controller's
+``MarkPodsNotReady`` does, so ``kubectl get pods`` stops showing them ready. They keep
+running on the edge; when it is back it posts their statuses again (edged resends them all
+on reconnect) and they are Ready again.
+
 **Eviction** is off by default: an edge keeps running its pods while it cannot reach the
 cloud (KubeEdge's edge autonomy), so deleting them in the cloud would only make the edge
 stop them once it reconnects. With ``eviction_timeout`` (seconds) set, the pods of a node
@@ -30,7 +36,7 @@ not Ready for that long that do not tolerate its ``NoExecute`` taint without a
 from twisted.internet import task
 
 from kubeedge_tw.cloud.controlplane.base import Controller
-from kubeedge_tw.cloud.controlplane.events import NORMAL
+from kubeedge_tw.cloud.controlplane.events import NORMAL, WARNING
 from kubeedge_tw.cloud.controlplane.scheduler import (
     TAINT_NOT_READY, TAINT_UNREACHABLE, tolerates)
 from kubeedge_tw.cloud.controlplane.util import format_time, get_condition, meta
@@ -65,9 +71,8 @@ class NodeLifecycleController(Controller):
                  eviction_timeout=None, concurrency=None):
         """``eviction_timeout`` ``None`` keeps pods on unreachable nodes (the default)."""
         self.informed = (("nodes", "nodes", {}),
-                         ("leases", "leases", {"namespace": NODE_LEASE_NAMESPACE}))
-        if eviction_timeout is not None:
-            self.informed += (("pods", "pods", {}),)
+                         ("leases", "leases", {"namespace": NODE_LEASE_NAMESPACE}),
+                         ("pods", "pods", {}))
         super().__init__(clock, kube, recorder, concurrency)
         self.grace_period = grace_period
         self.monitor_period = monitor_period
@@ -156,7 +161,8 @@ class NodeLifecycleController(Controller):
             await self._mark_unknown(node, status)
             return  # the informer brings the new state back here
         ready_status = ready.get("status") if ready else None
-        self._observe(node, health, ready_status, now)
+        if self._observe(node, health, ready_status, now):
+            await self._mark_pods_not_ready(node)
         await self._reconcile_taints(node, ready_status, now)
         if self.eviction_timeout is not None and ready_status not in ("True", None) and \
                 health.not_ready_since is not None:
@@ -167,7 +173,8 @@ class NodeLifecycleController(Controller):
                 self.queue.add_after(name, self.eviction_timeout - waited)
 
     def _observe(self, node, health, ready_status, now):
-        """Record Ready transitions (events, not-ready time)."""
+        """Record Ready transitions (events, not-ready time); whether ``Ready`` just left
+        ``True``."""
         name = meta(node).get("name")
         previous, health.ready = health.ready, ready_status
         if ready_status == "True":
@@ -181,6 +188,34 @@ class NodeLifecycleController(Controller):
             if previous == "True":
                 self.event(node, NORMAL, "NodeNotReady",
                            "Node {} status is now: NodeNotReady".format(name))
+                return True
+        return False
+
+    async def _mark_pods_not_ready(self, node):
+        """Every pod on ``node`` whose ``Ready`` condition is not ``False`` gets it
+        ``False``, and a ``NodeNotReady`` Warning."""
+        name = meta(node).get("name")
+        now = format_time(self.clock.seconds())
+        for pod in self.pods.list():
+            if (pod.get("spec") or {}).get("nodeName") != name:
+                continue
+            ready = get_condition(pod.get("status"), "Ready")
+            if ready is not None and ready.get("status") == "False":
+                continue
+            condition = dict(ready or {"type": "Ready"}, status="False",
+                             lastTransitionTime=now)
+            try:
+                await self.client.patch_status("pods", meta(pod).get("name"), {
+                    "status": {"conditions": [condition]}},
+                    namespace=meta(pod).get("namespace"), patch_type="strategic")
+            except NotFound:
+                continue
+            except Exception as e:   # one pod's failure leaves the others to be marked
+                self.log.warn("pod {ns}/{pod}: cannot mark it not ready: {error}",
+                              ns=meta(pod).get("namespace"), pod=meta(pod).get("name"),
+                              error=e, log_event="node_pod_not_ready_failed")
+                continue
+            self.event(pod, WARNING, "NodeNotReady", "Node is not ready")
 
     async def _mark_unknown(self, node, status):
         name = meta(node).get("name")

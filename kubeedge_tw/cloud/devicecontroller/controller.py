@@ -2,8 +2,9 @@
 edge twins, and what the twins report back into the Device status (reference 1.2, 2.5,
 2.9, 4.2, 4.3; KubeEdge ``cloud/pkg/devicecontroller`` for ``devices.kubeedge.io/v1alpha2``).
 
-Downstream, from shared informers on ``devicemodels`` and ``devices`` (the device
-informer starts once the models are listed, so the first membership carries attributes):
+Downstream, from shared informers on ``devicemodels``, ``nodes`` and ``devices`` (the
+device informer starts once models and nodes are listed, so the first membership carries
+attributes and only valid devices):
 
 * a Device bound to a node (``spec.nodeSelector.nodeSelectorTerms[0]
   .matchExpressions[0].values[0]``) goes to it as ``update`` on ``membership`` (group
@@ -19,6 +20,25 @@ informer starts once the models are listed, so the first membership carries attr
 * ConfigMap ``device-profile-config-<node>`` (in the devices' namespace, key
   ``deviceProfile.json``, :func:`.convert.device_profile`) is created, updated and
   deleted with the node's devices; writes per ConfigMap are serialised.
+
+Invalid Devices. The embedded API server refuses (422) a Device whose DeviceModel or
+node does not exist, or whose ``status.twins`` name properties its model does not
+declare; a real cluster without an admission webhook for Devices stores them. Each Device
+is therefore checked whenever it, its model or its node changes, and what is wrong is
+told with a ``Warning`` Event on the Device (source ``devicecontroller``, ``kubectl
+describe device`` / ``kubectl get events``):
+
+* ``DeviceModelNotFound`` (``deviceModelRef "m" not found in namespace ns``) and
+  ``NodeNotFound`` (``node "n" (spec.nodeSelector) not found``): the device is not sent
+  to any edge, or is withdrawn (``removed_devices``) from the edge that had it;
+* ``UnknownTwinProperty``: the device is sent without those twins.
+
+When the cause goes (the model or the node is created, the Device edited) the device is
+delivered as any other. An Event is recorded when a problem is found, not again while
+the same problem persists across later changes of the Device; the
+:class:`~kubeedge_tw.cloud.controlplane.events.EventSink` it goes through folds a
+problem that comes back into the same Event (``count``) and rate-limits per Device, as
+client-go's recorder does.
 
 Upstream (cloudhub routes every message whose ``route.source`` is ``twin`` here, with
 ``node/<node>/`` prepended):
@@ -44,6 +64,7 @@ main resource (KubeEdge v1alpha2's CRD has none; it patches the Device itself).
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from kubeedge_tw.cloud.controlplane.events import WARNING, EventSink
 from kubeedge_tw.cloud.devicecontroller import convert
 from kubeedge_tw.cloud.k8s import AlreadyExists, Conflict, K8sError, NotFound
 from kubeedge_tw.common import names
@@ -51,10 +72,17 @@ from kubeedge_tw.common.message import new_message, new_msg_id, new_response, no
 from kubeedge_tw.common.module import Module
 from kubeedge_tw.common.resource import node_of
 
-__all__ = ["DeviceController", "WRITE_RETRIES"]
+__all__ = ["DeviceController", "WRITE_RETRIES", "EVENT_COMPONENT", "MODEL_NOT_FOUND",
+           "NODE_NOT_FOUND", "UNKNOWN_TWIN_PROPERTY"]
 
 #: Attempts for a status write that meets a concurrent change (409).
 WRITE_RETRIES = 5
+#: ``source.component`` of the Events this controller records.
+EVENT_COMPONENT = "devicecontroller"
+#: Event reasons for invalid Devices.
+MODEL_NOT_FOUND = "DeviceModelNotFound"
+NODE_NOT_FOUND = "NodeNotFound"
+UNKNOWN_TWIN_PROPERTY = "UnknownTwinProperty"
 _SUCCESS = "OK"
 
 
@@ -70,12 +98,22 @@ class DeviceController(Module):
     group = names.DEVICECONTROLLER_GROUP
     concurrency = 16
 
-    def __init__(self, clock, kube):
+    def __init__(self, clock, kube, events=None):
+        """``events``: the :class:`~kubeedge_tw.cloud.controlplane.events.EventSink` the
+        Warning events go through, started and stopped by its owner; without one the
+        controller has its own, started when the Kubernetes client is ready and stopped
+        with the controller."""
         super().__init__(clock)
         self.kube = kube
+        self._own_events = events is None
+        self.events = EventSink(clock, kube) if events is None else events
+        self.recorder = self.events.recorder(EVENT_COMPONENT)
         self.informers = {}
         #: "ns/name" -> what was last sent for the device: node, desired, attributes.
+        #: Holds exactly the devices delivered to an edge.
         self._sent = {}
+        #: "ns/name" -> the (reason, message) problems last found for the device.
+        self._problems = {}
         self._locks = {}              # "ns/name" of a device -> DeferredLock (status writes)
         self._profiles = {}           # (ns, node) -> [running Deferred, rerun wanted]
         self._status_subresource = None   # learnt on the first status write
@@ -93,15 +131,26 @@ class DeviceController(Module):
             error=f.getErrorMessage(), log_event="devicecontroller_no_api"))
 
     def _wire(self, kube):
+        if self._own_events:
+            self.events.start()
         models = self.informers["devicemodels"] = kube.informer("devicemodels")
         models.add_handler(self._model_changed, lambda old, new: self._model_changed(new),
                            self._model_changed)
-        d = models.wait_synced()
+        # The node informer is the one EdgeController reads too (shared).
+        nodes = self.informers["nodes"] = kube.informer("nodes")
+        nodes.add_handler(self._node_changed, None, self._node_changed)
+        d = defer.gatherResults([models.wait_synced(), nodes.wait_synced()],
+                                consumeErrors=True)
+        d.addErrback(lambda f: f.value.subFailure if f.check(defer.FirstError) else f)
 
         def devices_next(_):
             devices = self.informers["devices"] = kube.informer("devices")
             devices.add_handler(self._device_added, self._device_updated,
                                 self._device_deleted)
+            if devices.has_synced:
+                # Shared and listed already: its adds went by before our handler.
+                for device in devices.list():
+                    self._device_added(device)
             return devices.wait_synced()
 
         def ready(_):
@@ -109,7 +158,7 @@ class DeviceController(Module):
             waiters, self._ready_waiters = self._ready_waiters, []
             for waiter in waiters:
                 waiter.callback(None)
-            self.log.info("devicecontroller watching devices and devicemodels",
+            self.log.info("devicecontroller watching devices, devicemodels and nodes",
                           log_event="devicecontroller_ready")
         d.addCallback(devices_next)
         d.addCallback(ready)
@@ -132,7 +181,10 @@ class DeviceController(Module):
             waiter.cancel()
         for d in list(self._work):
             d.cancel()
-        return super().stopService()
+        stopped = [super().stopService()]
+        if self._own_events:
+            stopped.append(self.events.stop())
+        return defer.gatherResults(stopped, consumeErrors=True)
 
     def _track(self, d):
         """Keep ``d`` (API work) until it fires, so that stopping can cancel it."""
@@ -160,11 +212,41 @@ class DeviceController(Module):
         return informer.get(ref, _meta(device).get("namespace") or "default")
 
     def devices_on(self, node):
-        """The cached Devices bound to ``node``."""
+        """The cached Devices delivered to ``node`` (bound to it and valid)."""
         informer = self.informers.get("devices")
         if informer is None:
             return []
-        return [d for d in informer.list() if convert.device_node(d) == node]
+        return [d for d in informer.list()
+                if (self._sent.get(convert.device_key(d)) or {}).get("node") == node]
+
+    def problems(self, device):
+        """What is wrong with ``device``: ``(deliverable, [(reason, message), ...])``.
+
+        Not deliverable: no DeviceModel, or a node selector naming a node that does not
+        exist. Twins its model does not declare are a problem, but the device is still
+        delivered without them."""
+        namespace = _meta(device).get("namespace") or "default"
+        ref = ((device.get("spec") or {}).get("deviceModelRef") or {}).get("name")
+        model = self.model_of(device)
+        found = []
+        if model is None:
+            found.append((MODEL_NOT_FOUND, 'deviceModelRef "{}" not found in namespace {}'
+                          .format(ref, namespace) if ref else "spec.deviceModelRef.name "
+                          "is not set"))
+        node = convert.device_node(device)
+        nodes = self.informers.get("nodes")
+        if node and nodes is not None and nodes.get(node) is None:
+            found.append((NODE_NOT_FOUND, 'node "{}" (spec.nodeSelector) not found'.format(
+                node)))
+        deliverable = not found
+        unknown = convert.unknown_twins(device, model) if model is not None else []
+        if unknown:
+            found.append((UNKNOWN_TWIN_PROPERTY, "{} in status.twins {} of DeviceModel "
+                          '"{}": not sent to the edge'.format(
+                              ", ".join('"{}"'.format(n) for n in unknown),
+                              "is not a property" if len(unknown) == 1
+                              else "are not properties", ref)))
+        return deliverable, found
 
     def _find_device(self, node, device_id):
         """The cached Device named ``device_id`` on ``node`` (any namespace)."""
@@ -202,56 +284,83 @@ class DeviceController(Module):
             "node": node, "desired": convert.desired_twins(device, model),
             "attributes": convert.attributes_from_model(model)}
 
-    def _device_added(self, device):
-        node = convert.device_node(device)
-        if not node:
-            self.log.info("device {key} has no node selector; not sent",
-                          key=convert.device_key(device), log_event="devicecontroller_no_node")
-            return
-        self._record(device, node)
-        self._membership(node, added=[convert.edge_device(
-            device, self.model_of(device), self._now())])
-        self._refresh_profile(device, node)
-
-    def _device_deleted(self, device):
+    def _report(self, device, found):
+        """Record a Warning event for each problem of ``device`` not found before."""
         key = convert.device_key(device)
-        sent = self._sent.pop(key, None)
-        self._locks.pop(key, None)
-        node = sent["node"] if sent else convert.device_node(device)
-        if node:
-            self._membership(node, removed=[convert.edge_device(
+        before = self._problems.get(key, frozenset())
+        now = frozenset(found)
+        if now:
+            self._problems[key] = now
+        else:
+            self._problems.pop(key, None)
+        for reason, message in sorted(now - before):
+            self.log.warn("device {key}: {reason}: {message}", key=key, reason=reason,
+                          message=message, log_event="devicecontroller_invalid_device")
+            self.recorder.event(device, WARNING, reason, message)
+        if before and not now:
+            self.log.info("device {key} is valid again", key=key,
+                          log_event="devicecontroller_device_valid")
+
+    def _sync(self, device, old=None, added=False, refresh=False):
+        """Bring the edges in line with ``device`` (``old``: its previous state): check
+        it, withdraw it from a node that should no longer have it, deliver it to the one
+        that should, or send what changed. ``refresh``: rewrite the profile ConfigMap
+        even when the device itself did not change (its model did)."""
+        key = convert.device_key(device)
+        node = convert.device_node(device)
+        deliverable, found = self.problems(device)
+        self._report(device, found)
+        target = node if deliverable else ""
+        sent = self._sent.get(key)
+        if sent is not None and sent["node"] != target:
+            gone = old if old is not None else device
+            del self._sent[key]
+            self._membership(sent["node"], removed=[convert.edge_device(
+                gone, self.model_of(gone), self._now())])
+            self._refresh_profile(gone, sent["node"])
+            sent = None
+        if not target:
+            if added and not node:
+                self.log.info("device {key} has no node selector; not sent", key=key,
+                              log_event="devicecontroller_no_node")
+            return
+        if sent is None:
+            self._record(device, node)
+            self._membership(node, added=[convert.edge_device(
                 device, self.model_of(device), self._now())])
             self._refresh_profile(device, node)
-
-    def _device_updated(self, old, new):
-        key = convert.device_key(new)
-        sent = self._sent.get(key)
-        node = convert.device_node(new)
-        old_node = sent["node"] if sent else ""
-        if old_node != node:
-            if old_node:
-                self._sent.pop(key, None)
-                self._membership(old_node, removed=[convert.edge_device(
-                    old, self.model_of(old), self._now())])
-                self._refresh_profile(old, old_node)
-            if node:
-                self._device_added(new)
             return
-        if not node:
-            return
-        model = self.model_of(new)
-        desired = convert.desired_twins(new, model)
+        model = self.model_of(device)
+        desired = convert.desired_twins(device, model)
         before = sent["desired"]
         changed = sorted(n for n in desired if before.get(n) != desired[n])
         removed = sorted(n for n in before if n not in desired)
         if changed or removed:
-            self._send(node, "device/{}/twin/cloud_updated".format(_meta(new).get("name")), {
-                "event_id": new_msg_id(), "timestamp": self._now(),
-                "twin": convert.cloud_twins(new, model, changed, self._now(), removed)})
-        self._send_attributes(new, node, sent)
+            self._send(node, "device/{}/twin/cloud_updated".format(_meta(device).get("name")),
+                       {"event_id": new_msg_id(), "timestamp": self._now(),
+                        "twin": convert.cloud_twins(device, model, changed, self._now(),
+                                                    removed)})
+        self._send_attributes(device, node, sent)
         sent["desired"] = desired
-        if ((old.get("spec") or {}) != (new.get("spec") or {}) or changed or removed):
-            self._refresh_profile(new, node)
+        if refresh or changed or removed:
+            self._refresh_profile(device, node)
+
+    def _device_added(self, device):
+        self._sync(device, added=True)
+
+    def _device_deleted(self, device):
+        key = convert.device_key(device)
+        sent = self._sent.pop(key, None)
+        self._problems.pop(key, None)
+        self._locks.pop(key, None)
+        if sent is not None:
+            self._membership(sent["node"], removed=[convert.edge_device(
+                device, self.model_of(device), self._now())])
+            self._refresh_profile(device, sent["node"])
+
+    def _device_updated(self, old, new):
+        self._sync(new, old=old,
+                   refresh=(old.get("spec") or {}) != (new.get("spec") or {}))
 
     def _send_attributes(self, device, node, sent):
         """Tell ``node`` about attribute changes (``device/<id>`` op ``updated``)."""
@@ -267,7 +376,8 @@ class DeviceController(Module):
             operation=names.OP_UPDATED)
 
     def _model_changed(self, model):
-        """A DeviceModel came, changed or went: attributes and profiles of its devices."""
+        """A DeviceModel came, changed or went: its devices are checked again (delivered,
+        withdrawn, or sent new attributes and twins) and their profiles rewritten."""
         informer = self.informers.get("devices")
         if informer is None:
             return
@@ -277,11 +387,17 @@ class DeviceController(Module):
             if (_meta(device).get("namespace") or "default") != namespace or (
                     (device.get("spec") or {}).get("deviceModelRef") or {}).get("name") != name:
                 continue
-            sent = self._sent.get(convert.device_key(device))
-            if sent is None:
-                continue
-            self._send_attributes(device, sent["node"], sent)
-            self._refresh_profile(device, sent["node"])
+            self._sync(device, refresh=True)
+
+    def _node_changed(self, node):
+        """A Node came or went: the devices bound to it are checked again."""
+        informer = self.informers.get("devices")
+        if informer is None:
+            return
+        name = _meta(node).get("name")
+        for device in informer.list():
+            if convert.device_node(device) == name:
+                self._sync(device)
 
     # -- the per-node device profile ConfigMap ------------------------------------------------
 

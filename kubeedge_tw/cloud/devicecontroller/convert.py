@@ -9,7 +9,8 @@ import json
 
 __all__ = ["device_node", "device_key", "model_key", "desired_twins", "edge_device",
            "cloud_twins", "attributes_from_model", "apply_reported", "device_profile",
-           "PROFILE_KEY", "profile_name", "wire_value", "property_type"]
+           "PROFILE_KEY", "profile_name", "wire_value", "property_type", "model_properties",
+           "unknown_twins"]
 
 #: The ConfigMap key mappers read (KubeEdge ``DeviceProfileJSON``).
 PROFILE_KEY = "deviceProfile.json"
@@ -68,13 +69,36 @@ def property_type(model, name):
     return "string"
 
 
+def model_properties(model):
+    """The names of the properties ``model`` declares."""
+    return {prop["name"] for prop in ((model or {}).get("spec") or {}).get("properties") or ()
+            if isinstance(prop, dict) and isinstance(prop.get("name"), str)}
+
+
+def unknown_twins(device, model):
+    """The ``status.twins[].propertyName`` values of ``device`` that ``model`` does not
+    declare, in the Device's order (what KubeEdge's admission webhook refuses)."""
+    known = model_properties(model)
+    out = []
+    for twin in ((device.get("status") or {}).get("twins") or ()):
+        name = twin.get("propertyName") if isinstance(twin, dict) else None
+        if name and name not in known and name not in out:
+            out.append(name)
+    return out
+
+
 def desired_twins(device, model=None):
     """``{property: (value, type)}`` of ``status.twins[].desired`` (what the cloud owns).
 
-    The type is the desired ``metadata.type`` when set, else the model's property type."""
+    The type is the desired ``metadata.type`` when set, else the model's property type.
+    Given a ``model``, twins naming a property it does not declare are left out: they
+    never reach the edge."""
+    known = model_properties(model) if model is not None else None
     out = {}
     for twin in ((device.get("status") or {}).get("twins") or ()):
         if not isinstance(twin, dict) or not twin.get("propertyName"):
+            continue
+        if known is not None and twin["propertyName"] not in known:
             continue
         desired = twin.get("desired") or {}
         if not isinstance(desired, dict):
@@ -200,7 +224,8 @@ def device_profile(devices, models):
     only, propertyVisitors), ``deviceModels`` (name, properties with dataType and the
     type's accessMode/defaultValue/minimum/maximum/unit) and ``protocols`` (name,
     protocol, protocolConfig). Reported values are left out so that status writes do not
-    rewrite (and re-push) the ConfigMap. Sorted by name: the text is deterministic."""
+    rewrite (and re-push) the ConfigMap, and so are twins naming a property the model
+    does not declare. Sorted by name: the text is deterministic."""
     instances, used_models, protocols = [], {}, []
     for device in sorted(devices, key=lambda d: _meta(d).get("name", "")):
         meta, spec = _meta(device), device.get("spec") or {}
@@ -209,9 +234,11 @@ def device_profile(devices, models):
         protocol = spec.get("protocol") or {}
         protocol_kind = next((k for k in sorted(protocol) if k != "common"), "")
         protocol_name = "{}-{}".format(protocol_kind, name) if protocol_kind else ""
+        model = models.get(model_name)
+        known = model_properties(model) if model is not None else None
         twins = [{"propertyName": t.get("propertyName"), "desired": t.get("desired") or {}}
                  for t in ((device.get("status") or {}).get("twins") or ())
-                 if isinstance(t, dict)]
+                 if isinstance(t, dict) and (known is None or t.get("propertyName") in known)]
         instances.append({"id": name, "name": name, "protocol": protocol_name,
                           "model": model_name, "twins": twins,
                           "propertyVisitors": spec.get("propertyVisitors") or []})
@@ -219,7 +246,6 @@ def device_profile(devices, models):
             protocols.append({"name": protocol_name, "protocol": protocol_kind,
                               "protocolConfig": protocol.get(protocol_kind),
                               "protocolCommonConfig": protocol.get("common")})
-        model = models.get(model_name)
         if model is not None:
             used_models[model_name] = _profile_model(model)
     profile = {"deviceInstances": instances,

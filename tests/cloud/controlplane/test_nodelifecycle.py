@@ -137,6 +137,50 @@ class NodeLifecycleTests(HarnessMixin, SynchronousTestCase):
         self.assertIsNone(h.get("pods", "p")["metadata"].get("deletionTimestamp"))
 
 
+    def test_pods_marked_not_ready_then_ready_again(self):
+        """Ready leaving True marks the node's Ready pods not ready, with a NodeNotReady
+        Warning each, once; other nodes' pods are untouched; the edge's next status posts
+        make them Ready again."""
+        h = self.h
+        h.create("nodes", node("n2"))
+        h.heartbeat("n2")
+        h.create("pods", pod("here", node_name="n1"))
+        h.create("pods", pod("there", node_name="n2"))
+        h.kubelet()
+        for _ in range(5):
+            h.run(10)
+            h.heartbeat("n2")
+        self.assertEqual(ready(h)["status"], "Unknown")
+
+        def pod_ready(name):
+            return next(c for c in h.get("pods", name)["status"]["conditions"]
+                        if c["type"] == "Ready")
+        marked = pod_ready("here")
+        self.assertEqual(marked["status"], "False")
+        self.assertEqual(pod_ready("there")["status"], "True")
+        self.assertEqual(h.get("pods", "here")["status"]["phase"], "Running")
+        def pod_events():
+            return [e for e in h.events("NodeNotReady") if e["involvedObject"]["kind"] == "Pod"]
+        [event] = pod_events()
+        self.assertEqual((event["type"], event["message"], event["involvedObject"]["name"]),
+                         ("Warning", "Node is not ready", "here"))
+        for _ in range(6):
+            h.run(10)
+            h.heartbeat("n2")
+        self.assertEqual(len(pod_events()), 1)
+        self.assertEqual(pod_events()[0].get("count", 1), 1)
+
+        h.heartbeat("n1")
+        h.run(1)
+        h.call(h.client.patch_status("pods", "here", {"status": {"conditions": [
+            {"type": "Ready", "status": "True"}]}}, namespace="default",
+            patch_type="strategic"))
+        h.run(30, step=5)
+        h.heartbeat("n1")
+        h.run(1)
+        self.assertEqual(pod_ready("here")["status"], "True")
+
+
 class EvictionTests(HarnessMixin, SynchronousTestCase):
     """With eviction_timeout set."""
 
