@@ -26,7 +26,7 @@ from twisted.trial.unittest import FailTest, SkipTest
 __all__ = [
     "require_executable", "require_docker", "free_port", "start_mosquitto", "run_command",
     "missing_part", "LOOPBACK", "ensure_busybox_image", "remove_labelled_containers",
-    "BUSYBOX_IMAGE", "TEST_LABEL",
+    "BUSYBOX_IMAGE", "TEST_LABEL", "LoopbackCloud",
 ]
 
 #: The only address integration tests talk to.
@@ -382,3 +382,62 @@ def ensure_busybox_image(testcase):
             testcase.addCleanup(threads.deferToThread, _thd_remove_image, client, image_id)
         return client
     return defer.Deferred.fromCoroutine(ensure())
+
+
+# -- a cloud config on loopback ports, and an edge joined to it ----------------------------------
+
+
+class LoopbackCloud:
+    """A ``cloudcore.yaml`` written under ``directory`` with CloudHub's websocket and
+    bootstrap servers and the embedded API server on free 127.0.0.1 ports; ``modules``
+    (KubeEdge names) is merged over that and ``top`` (e.g. ``kubeAPIConfig``) added at the
+    top level. The state dir is ``<directory>/cloud``.
+
+    Attributes: ``path``, ``state_dir``, ``ws``, ``https``, ``api`` (ports).
+    """
+
+    def __init__(self, directory, modules=None, top=None):
+        import yaml
+        self.directory = directory
+        self.state_dir = os.path.join(directory, "cloud")
+        self.ws, self.https, self.api = free_port(), free_port(), free_port()
+        merged = {"cloudHub": {"websocket": {"address": LOOPBACK, "port": self.ws},
+                               "https": {"address": LOOPBACK, "port": self.https}},
+                  "apiServer": {"address": LOOPBACK, "port": self.api}}
+        for name, section in (modules or {}).items():
+            merged[name] = dict(merged.get(name, {}), **section)
+        data = {"apiVersion": "cloudcore.config.kubeedge.io/v1alpha1", "kind": "CloudCore",
+                "stateDir": self.state_dir, "modules": merged}
+        data.update(top or {})
+        os.makedirs(directory, exist_ok=True)
+        self.path = os.path.join(directory, "cloudcore.yaml")
+        with open(self.path, "w") as f:
+            yaml.safe_dump(data, f)
+
+    def token(self, *args):
+        """A join token from ``gettoken`` (extra CLI ``args``, e.g. ``--node``)."""
+        import io
+        from kubeedge_tw.certs import cli as certs_cli
+        out, err = io.StringIO(), io.StringIO()
+        code = certs_cli.gettoken_main(["--config", self.path] + list(args), out=out,
+                                       err=err)
+        if code != 0:
+            raise AssertionError("gettoken failed: " + err.getvalue())
+        return out.getvalue().strip()
+
+    def join_options(self, token, node="edge-1", state="edge"):
+        """``join``'s options for an edge ``node`` in ``<directory>/<state>``."""
+        from kubeedge_tw.certs.join import JoinOptions
+        options = JoinOptions()
+        options.parseOptions(["--cloud", "{}:{}".format(LOOPBACK, self.ws), "--https-port",
+                              str(self.https), "--token", token, "--node", node,
+                              "--state-dir", os.path.join(self.directory, state)])
+        return options
+
+    def join(self, node="edge-1", state="edge"):
+        """Join an edge with a fresh token (the cloud must be running); a Deferred firing
+        with the path of its ``edgecore.yaml``."""
+        import io
+        from kubeedge_tw.certs.join import join
+        return defer.Deferred.fromCoroutine(join(
+            reactor, self.join_options(self.token(), node, state), io.StringIO()))

@@ -16,7 +16,7 @@ from twisted.internet import defer, reactor
 from twisted.trial.unittest import TestCase
 
 from kubeedge_tw.certs import cli as certs_cli
-from kubeedge_tw.certs.join import JoinError, JoinOptions, join
+from kubeedge_tw.certs.join import JoinError, join
 from kubeedge_tw.certs.token import make_token
 from kubeedge_tw.cloud.tap import create_cloud_service
 from kubeedge_tw.common import message as m
@@ -24,7 +24,7 @@ from kubeedge_tw.common import names, pki
 from kubeedge_tw.common.config import CLOUD, EDGE, load_config
 from kubeedge_tw.common.module import Module
 from kubeedge_tw.edge.tap import create_edge_service
-from tests.integration.parts import free_port
+from tests.integration.parts import LoopbackCloud
 
 
 class Recorder(Module):
@@ -73,19 +73,13 @@ class CloudEdgeTests(TestCase):
 
     def setUp(self):
         self.base = os.path.abspath(self.mktemp())
-        self.cloud_dir = os.path.join(self.base, "cloud")
-        self.ws_port, self.https_port = free_port(), free_port()
-        self.cloud_config_path = os.path.join(self.base, "cloudcore.yaml")
-        os.makedirs(self.base)
-        with open(self.cloud_config_path, "w") as f:
-            f.write("apiVersion: cloudcore.config.kubeedge.io/v1alpha1\nkind: CloudCore\n"
-                    "stateDir: {}\nmodules:\n  apiServer: {{enable: false}}\n"
-                    "  edgeController: {{enable: false}}\n  syncController: {{enable: false}}\n"
-                    "  deviceController: {{enable: false}}\n  cloudHub:\n"
-                    "    keepaliveInterval: 30\n"
-                    "    websocket: {{address: 127.0.0.1, port: {}}}\n"
-                    "    https: {{address: 127.0.0.1, port: {}}}\n".format(
-                        self.cloud_dir, self.ws_port, self.https_port))
+        off = {"enable": False}
+        self.loopback = LoopbackCloud(self.base, modules={
+            "apiServer": off, "edgeController": off, "syncController": off,
+            "deviceController": off, "cloudHub": {"keepaliveInterval": 30}})
+        self.cloud_dir = self.loopback.state_dir
+        self.ws_port, self.https_port = self.loopback.ws, self.loopback.https
+        self.cloud_config_path = self.loopback.path
         self.cloud = None
         self.edge = None
         self.addCleanup(self.stop_all)
@@ -108,19 +102,12 @@ class CloudEdgeTests(TestCase):
         yield poll(lambda: hub.listening_port is not None)
         defer.returnValue(hub)
 
-    def token(self, ttl=3600, node=None, now=None):
-        out = io.StringIO()
-        self.assertEqual(certs_cli.gettoken_main(
-            ["--config", self.cloud_config_path, "--ttl", "{}s".format(ttl)]
-            + (["--node", node] if node else []), out=out), 0)
-        return out.getvalue().strip()
+    def token(self, ttl=3600, node=None):
+        return self.loopback.token("--ttl", "{}s".format(ttl),
+                                   *(["--node", node] if node else []))
 
     def join_options(self, token, node="edge-1", state="edge"):
-        options = JoinOptions()
-        options.parseOptions(["--cloud", "127.0.0.1:{}".format(self.ws_port),
-                              "--https-port", str(self.https_port), "--token", token,
-                              "--node", node, "--state-dir", os.path.join(self.base, state)])
-        return options
+        return self.loopback.join_options(token, node, state)
 
     @defer.inlineCallbacks
     def start_edge(self, config_path, **overrides):

@@ -6,23 +6,19 @@ The scripted edged registers the node like a v1.15 edge, answers nothing by itse
 records what MetaManager forwards to it; the test makes it report pod and node status.
 """
 
-import io
 import os
-import time
 
 from twisted.internet import defer, reactor
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
-from kubeedge_tw.certs.join import JoinOptions, join
-from kubeedge_tw.certs import cli as certs_cli
 from kubeedge_tw.cloud.tap import create_cloud_service
 from kubeedge_tw.common import message as m
 from kubeedge_tw.common import names
 from kubeedge_tw.common.config import CLOUD, EDGE, load_config
 from kubeedge_tw.common.module import Module
 from kubeedge_tw.edge.tap import create_edge_service
-from tests.integration.parts import free_port, require_executable
+from tests.integration.parts import LoopbackCloud, require_executable
 from tests.integration.test_cloud_edge import poll
 
 
@@ -99,33 +95,16 @@ class ControllersEndToEndTests(TestCase):
         self.kubectl = require_executable("kubectl", "kubernetes-client")
         self.base = os.path.abspath(self.mktemp())
         os.makedirs(self.base)
-        self.ws, self.https, self.api = free_port(), free_port(), free_port()
-        path = os.path.join(self.base, "cloudcore.yaml")
-        with open(path, "w") as f:
-            f.write("apiVersion: cloudcore.config.kubeedge.io/v1alpha1\nkind: CloudCore\n"
-                    "stateDir: {base}/cloud\nmodules:\n"
-                    "  apiServer: {{address: 127.0.0.1, port: {api}}}\n"
-                    "  edgeController: {{nodeUpdateFrequency: 2}}\n"
-                    "  syncController: {{resyncPeriod: 1}}\n"
-                    "  deviceController: {{enable: false}}\n"
-                    "  cloudHub:\n    websocket: {{address: 127.0.0.1, port: {ws}}}\n"
-                    "    https: {{address: 127.0.0.1, port: {https}}}\n".format(
-                        base=self.base, api=self.api, ws=self.ws, https=self.https))
-        self.cloud = create_cloud_service(load_config(path, CLOUD), reactor)
+        cloud = LoopbackCloud(self.base, modules={
+            "edgeController": {"nodeUpdateFrequency": 2},
+            "syncController": {"resyncPeriod": 1}, "deviceController": {"enable": False}})
+        self.cloud = create_cloud_service(load_config(cloud.path, CLOUD), reactor)
         self.cloud.startService()
         self.addCleanup(self._stop, "cloud")
         yield self.cloud.apiserver.when_ready()
         self.kubeconfig = self.cloud.apiserver.kubeconfig_path
         yield poll(lambda: self.cloud.bus.module(names.EDGECONTROLLER)._ready, 30)
-        out = io.StringIO()
-        self.assertEqual(certs_cli.gettoken_main(["--config", path], out=out), 0)
-        options = JoinOptions()
-        options.parseOptions(["--cloud", "127.0.0.1:{}".format(self.ws), "--https-port",
-                              str(self.https), "--token", out.getvalue().strip(),
-                              "--node", "edge-1", "--state-dir",
-                              os.path.join(self.base, "edge")])
-        self.edge_config = yield defer.Deferred.fromCoroutine(join(reactor, options,
-                                                                   io.StringIO()))
+        self.edge_config = yield cloud.join()
         self.edge = None
         yield self.start_edge()
         self.addCleanup(self._stop, "edge")

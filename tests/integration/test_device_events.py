@@ -20,7 +20,7 @@ from kubeedge_tw.cloud.tap import create_cloud_service
 from kubeedge_tw.common import names
 from kubeedge_tw.common.config import CLOUD, default_config, load_config
 from kubeedge_tw.common.core import Core
-from tests.integration.parts import free_port, require_executable
+from tests.integration.parts import LoopbackCloud, free_port, require_executable
 from tests.integration.test_controllers_e2e import _sleep
 
 GROUP = "devices.kubeedge.io/v1alpha2"
@@ -70,15 +70,9 @@ class DeviceEventsTests(TestCase):
         self.addCleanup(self._stop, self.server)
         yield self.server.when_ready()
         self.kubeconfig = self.server.kubeconfig_path
-        path = os.path.join(self.base, "cloudcore.yaml")
-        with open(path, "w") as f:
-            f.write("apiVersion: cloudcore.config.kubeedge.io/v1alpha1\nkind: CloudCore\n"
-                    "stateDir: {base}/cloud\nkubeAPIConfig:\n  kubeConfig: {kubeconfig}\n"
-                    "modules:\n  cloudHub:\n    websocket: {{address: 127.0.0.1, port: {ws}}}\n"
-                    "    https: {{address: 127.0.0.1, port: {https}}}\n".format(
-                        base=self.base, kubeconfig=self.kubeconfig, ws=free_port(),
-                        https=free_port()))
-        self.cloud = create_cloud_service(load_config(path, CLOUD), reactor)
+        cloud = LoopbackCloud(self.base, top={"kubeAPIConfig": {
+            "kubeConfig": self.kubeconfig}})
+        self.cloud = create_cloud_service(load_config(cloud.path, CLOUD), reactor)
         self.assertIsNone(getattr(self.cloud, "apiserver", None))
         self.cloud.startService()
         self.addCleanup(self._stop, self.cloud)

@@ -11,7 +11,6 @@ DeviceTwin on sqlite), a paho mapper, checked with real kubectl:
   value and the state reported while it was away reach the Device's status.
 """
 
-import io
 import json
 import os
 import time
@@ -20,13 +19,12 @@ from twisted.internet import defer, reactor
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
-from kubeedge_tw.certs import cli as certs_cli
-from kubeedge_tw.certs.join import JoinOptions, join
 from kubeedge_tw.cloud.tap import create_cloud_service
 from kubeedge_tw.common import names
 from kubeedge_tw.common.config import CLOUD, EDGE, load_config
 from kubeedge_tw.edge.tap import create_edge_service
-from tests.integration.parts import free_port, require_executable, start_mosquitto
+from tests.integration.parts import (
+    LoopbackCloud, free_port, require_executable, start_mosquitto)
 from tests.integration.test_cloud_edge import poll
 from tests.integration.test_controllers_e2e import _sleep
 from tests.integration.test_eventbus_mosquitto import WAIT, PahoClient, within
@@ -79,29 +77,14 @@ class _DevicesSetup:
         self.kubectl = require_executable("kubectl", "kubernetes-client")
         self.base = os.path.abspath(self.mktemp())
         os.makedirs(self.base)
-        self.ws, self.https, self.api = free_port(), free_port(), free_port()
-        self.cloud_config = os.path.join(self.base, "cloudcore.yaml")
-        with open(self.cloud_config, "w") as f:
-            f.write("apiVersion: cloudcore.config.kubeedge.io/v1alpha1\nkind: CloudCore\n"
-                    "stateDir: {base}/cloud\nmodules:\n"
-                    "  apiServer: {{address: 127.0.0.1, port: {api}}}\n"
-                    "  cloudHub:\n    websocket: {{address: 127.0.0.1, port: {ws}}}\n"
-                    "    https: {{address: 127.0.0.1, port: {https}}}\n".format(
-                        base=self.base, api=self.api, ws=self.ws, https=self.https))
+        cloud = LoopbackCloud(self.base)
+        self.ws, self.https, self.api = cloud.ws, cloud.https, cloud.api
+        self.cloud_config = cloud.path
         self.cloud = None
         self.addCleanup(self._stop, "cloud")
         yield self.start_cloud()
         self.kubeconfig = self.cloud.apiserver.kubeconfig_path
-        out = io.StringIO()
-        self.assertEqual(certs_cli.gettoken_main(["--config", self.cloud_config], out=out),
-                         0)
-        options = JoinOptions()
-        options.parseOptions(["--cloud", "127.0.0.1:{}".format(self.ws), "--https-port",
-                              str(self.https), "--token", out.getvalue().strip(),
-                              "--node", "edge-1", "--state-dir",
-                              os.path.join(self.base, "edge")])
-        edge_config = yield defer.Deferred.fromCoroutine(join(reactor, options,
-                                                              io.StringIO()))
+        edge_config = yield cloud.join()
         if self.mqtt_mode == 2:
             self.mqtt, _ = yield start_mosquitto(self)
             broker = {"modules.eventBus.mqttServerExternal":

@@ -8,10 +8,8 @@ cloud is still down: it reloads its pods from sqlite and adopts the running cont
 and its node and pods are reported Ready/Running again.
 """
 
-import io
 import json
 import os
-import signal
 
 import treq
 import yaml
@@ -19,11 +17,9 @@ from twisted.internet import defer, reactor, threads
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
-from kubeedge_tw.certs import cli as certs_cli
-from kubeedge_tw.certs.join import JoinOptions, join
 from kubeedge_tw.edge.edged.runtime import LABEL_NODE
 from tests.integration.parts import (
-    BUSYBOX_IMAGE, ensure_busybox_image, free_port, remove_labelled_containers,
+    BUSYBOX_IMAGE, LoopbackCloud, ensure_busybox_image, free_port, remove_labelled_containers,
     require_executable)
 from tests.integration.test_processes import spawn, with_timeout
 
@@ -52,28 +48,15 @@ class EdgeCrashWhileOfflineTests(TestCase):
         self.addCleanup(remove_labelled_containers, self.docker, {LABEL_NODE: NODE})
         self.base = os.path.abspath(self.mktemp())
         os.makedirs(self.base)
-        self.ports = {k: free_port() for k in ("ws", "https", "api", "readonly")}
-        self.cloud_config = os.path.join(self.base, "cloudcore.yaml")
-        with open(self.cloud_config, "w") as f:
-            f.write("apiVersion: cloudcore.config.kubeedge.io/v1alpha1\nkind: CloudCore\n"
-                    "stateDir: {base}/cloud\nmodules:\n"
-                    "  apiServer: {{address: 127.0.0.1, port: {api}}}\n"
-                    "  edgeController: {{nodeUpdateFrequency: 2}}\n"
-                    "  cloudHub:\n    websocket: {{address: 127.0.0.1, port: {ws}}}\n"
-                    "    https: {{address: 127.0.0.1, port: {https}}}\n".format(
-                        base=self.base, **self.ports))
+        cloud = LoopbackCloud(self.base, modules={
+            "edgeController": {"nodeUpdateFrequency": 2}})
+        self.ports = {"ws": cloud.ws, "https": cloud.https, "api": cloud.api,
+                      "readonly": free_port()}
+        self.cloud_config = cloud.path
         self.processes = {}
         self.addCleanup(self.stop_all)
         yield self.start("cloud")
-        out = io.StringIO()
-        self.assertEqual(certs_cli.gettoken_main(["--config", self.cloud_config], out=out), 0)
-        options = JoinOptions()
-        options.parseOptions(["--cloud", "127.0.0.1:{}".format(self.ports["ws"]),
-                              "--https-port", str(self.ports["https"]),
-                              "--token", out.getvalue().strip(), "--node", NODE,
-                              "--state-dir", os.path.join(self.base, "edge")])
-        self.edge_config = yield defer.Deferred.fromCoroutine(
-            join(reactor, options, io.StringIO()))
+        self.edge_config = yield cloud.join(node=NODE)
         with open(self.edge_config, "a") as f:  # edged is the file's last section
             f.write("    readOnlyPort: {}\n    nodeStatusUpdateFrequency: 2\n"
                     "  eventBus:\n    enable: false\n  deviceTwin:\n    enable: false\n"

@@ -3,7 +3,6 @@ through ``python -m kubeedge_tw``, log their modules, and stop cleanly on SIGTER
 
 import json
 import os
-import signal
 import sys
 
 from twisted.internet import defer, protocol, reactor
