@@ -64,7 +64,7 @@ def _kube_client_factory(core, config, reactor):
 
 def _shared_services(core, reactor):
     """The services cloud modules share, started before them: the embedded API server
-    (when enabled and available) and the Kubernetes client with its informers."""
+    and its control plane (when enabled) and the Kubernetes client with its informers."""
     from kubeedge_tw.cloud.kube import KubeContext
     config = core.config
     if config.modules.apiServer.enable:
@@ -73,14 +73,11 @@ def _shared_services(core, reactor):
         core.apiserver.setServiceParent(core)
     core.kube = KubeContext(core.clock, _kube_client_factory(core, config, reactor))
     core.kube.setServiceParent(core)
-    if config.modules.apiServer.enable and getattr(core, "apiserver", None) is not None:
+    if config.modules.apiServer.enable:
         # The embedded API server has no kube-scheduler or kube-controller-manager behind
         # it: run ours (scheduler, deployments, replica sets, node lifecycle, GC), each
         # starting once core.kube is ready.
-        try:
-            from kubeedge_tw.cloud.controlplane import create_controlplane
-        except ImportError:  # a build without the embedded control plane
-            return
+        from kubeedge_tw.cloud.controlplane import create_controlplane
         core.controlplane = create_controlplane(core, config)
         core.controlplane.setServiceParent(core)
 
