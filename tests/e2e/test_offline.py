@@ -226,8 +226,21 @@ class OfflineTests(WalkthroughCase):
         self.assertEqual(await self.docker_exec(reader_id, "cat", PROPERTIES),
                          configmap["data"]["app.properties"])
 
-        # The edge returns: it removes the worker, the pod object goes, and the file
-        # changes in the reader's (same) container.
+        # The node is not ready, so neither are its pods (they still run on the edge).
+        async def reader_not_ready():
+            pod, = await self.pods("app=config-reader")
+            ready = [c for c in pod["status"].get("conditions") or ()
+                     if c.get("type") == "Ready"]
+            return pod if ready and ready[0].get("status") == "False" else None
+        marked = await self.wait_until(reader_not_ready, 30, "config-reader not ready")
+        self.assertEqual(marked["status"]["phase"], "Running")
+        events = await self.kubectl("get", "events", "--field-selector",
+                                    "involvedObject.name=config-reader,reason=NodeNotReady")
+        self.assertIn("Node is not ready", events)
+        self.assertEqual(await self.container_ids("config-reader"), reader_ids)
+
+        # The edge returns: it removes the worker, the pod object goes, the file changes
+        # in the reader's (same) container, and the reader is Ready again.
         await self.start_edge()
 
         async def worker_gone():
