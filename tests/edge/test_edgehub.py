@@ -544,6 +544,24 @@ class TLSFilesTests(SynchronousTestCase):
         self.assertEqual(h.reactor.getDelayedCalls(), [])
 
 
+class PooledMemoryReactor(MemoryReactorClock):
+    """A MemoryReactorClock with the reactor's thread API, threadless: ``callFromThread``
+    calls at once and the thread pool runs work on the spot (see tests.common.test_lazy)."""
+
+    def __init__(self):
+        from tests.common.test_lazy import RecordingPool
+        super().__init__()
+        self.pool = RecordingPool()
+
+    def callFromThread(self, f, *args, **kwargs):
+        """Call ``f`` now."""
+        f(*args, **kwargs)
+
+    def getThreadPool(self):
+        """The pool that runs work at once."""
+        return self.pool
+
+
 class FactoryTests(SynchronousTestCase):
     """create_edgehub reads modules.edgeHub and the node name from the config."""
 
@@ -592,6 +610,26 @@ class FactoryTests(SynchronousTestCase):
         core = edge_tap.create_edge_service(config, MemoryReactorClock())
         self.assertIsInstance(core.bus.module(names.EDGEHUB), EdgeHub)
         self.assertNotIn(names.EDGEHUB, core.unavailable)
+
+    def test_renewal_client_loaded_on_the_pool_when_due(self):
+        """With rotateCertificates the rotator's renewal imports kubeedge_tw.certs.join on
+        the reactor's thread pool when it runs, then renews with it (here: no cert files,
+        so the renewal fails with JoinError)."""
+        from kubeedge_tw.certs.join import JoinError
+        from tests.common.test_lazy import RecordingPool
+        config = self.config(**{"modules.edgeHub.rotateCertificates": True,
+                                "modules.edged.hostnameOverride": "edge-7"})
+        clock = PooledMemoryReactor()
+        core = Core("kubeedge-edge", clock, config)
+        create_edgehub(core, config)
+        rotator = core.getServiceNamed("certrotation")
+        self.assertEqual(clock.pool.ran, [])
+        d = rotator._renew("https://127.0.0.1:10002", "edge-7", "/nonexistent/ca.crt",
+                           "/nonexistent/edge.crt", "/nonexistent/edge.key")
+        self.assertEqual([args for _, args in clock.pool.ran], [("kubeedge_tw.certs.join",)])
+        self.assertIsInstance(clock.pool, RecordingPool)
+        self.assertIn("cannot load the current certificate",
+                      self.failureResultOf(d, JoinError).getErrorMessage())
 
     def test_split_host_port(self):
         """HOST:PORT and [IPv6]:PORT split; anything else is a ValueError."""

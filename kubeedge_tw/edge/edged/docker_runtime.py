@@ -8,6 +8,9 @@ transport errors are turned into the runtime errors of
 that a pod status can show it. A lost engine gives ``RuntimeUnavailable`` and the client
 is made again on the next call, so edged recovers when dockerd comes back.
 
+The SDK (with requests, urllib3 and their parts: about 7 MiB resident) is imported by the
+first ``_thd_*`` call, on the pool: starting edged does not wait for it.
+
 Listing is cheap at idle: containers are listed with a label filter (one API call) and
 inspected only when their state word changed since the last listing.
 """
@@ -15,8 +18,6 @@ inspected only when their state word changed since the last listing.
 import os
 import threading
 
-import docker
-import requests
 from zope.interface import implementer
 
 from kubeedge_tw.edge.edged.runtime import (
@@ -27,6 +28,14 @@ from kubeedge_tw.edge.edged.runtime import (
 __all__ = ["DockerRuntime", "DEFAULT_DOCKER_ADDRESS"]
 
 DEFAULT_DOCKER_ADDRESS = "unix:///var/run/docker.sock"
+
+
+def _sdk():
+    """``(docker, requests)``, imported on first use. Only code running on the ``docker``
+    pool calls this, so the import never holds up the reactor."""
+    import docker
+    import requests
+    return docker, requests
 
 
 def _explanation(error):
@@ -108,6 +117,11 @@ class DockerRuntime:
         with self._lock:
             if self._client_obj is None:
                 try:
+                    docker, requests = _sdk()
+                except ImportError as e:
+                    raise RuntimeUnavailable("the docker SDK cannot be loaded: {}".format(e)) \
+                        from None
+                try:
                     client = docker.APIClient(base_url=self.base_url, version="auto",
                                               timeout=self.timeout)
                 except (docker.errors.DockerException, requests.RequestException,
@@ -131,6 +145,7 @@ class DockerRuntime:
         """Run ``f(client, *args)`` on the pool, mapping transport errors."""
         def thd():
             client = self._client()
+            docker, requests = _sdk()
             try:
                 return f(client, *args)
             except RuntimeFailure:
@@ -203,6 +218,7 @@ class DockerRuntime:
         return str(client.version().get("Version") or "unknown")
 
     def _thd_list_containers(self, client, labels):
+        docker, _ = _sdk()
         summaries = client.containers(all=True, filters=_label_filter(labels) if labels
                                       else None)
         seen, result = set(), []
@@ -230,12 +246,14 @@ class DockerRuntime:
         return result
 
     def _thd_inspect_container(self, client, container_id):
+        docker, _ = _sdk()
         try:
             return _info_from_inspect(client.inspect_container(container_id))
         except docker.errors.NotFound:
             raise ContainerNotFound("no container {}".format(container_id)) from None
 
     def _thd_create_container(self, client, config):
+        docker, _ = _sdk()
         binds = ["{}:{}:{}".format(host, path, "ro" if read_only else "rw")
                  for host, path, read_only in config.binds]
         host_config = client.create_host_config(
@@ -259,6 +277,7 @@ class DockerRuntime:
         return created["Id"]
 
     def _thd_start_container(self, client, container_id):
+        docker, _ = _sdk()
         try:
             client.start(container_id)
         except docker.errors.NotFound:
@@ -267,6 +286,7 @@ class DockerRuntime:
             raise ContainerStartError(_explanation(e)) from None
 
     def _thd_kill_container(self, client, container_id, signal):
+        docker, _ = _sdk()
         try:
             client.kill(container_id, signal=signal)
         except docker.errors.NotFound:
@@ -277,6 +297,7 @@ class DockerRuntime:
             raise RuntimeFailure(_explanation(e)) from None
 
     def _thd_remove_container(self, client, container_id):
+        docker, _ = _sdk()
         try:
             client.remove_container(container_id, v=True, force=True)
         except docker.errors.NotFound:
@@ -289,6 +310,7 @@ class DockerRuntime:
             self._inspected.pop(container_id, None)
 
     def _thd_exec(self, client, container_id, argv, timeout):
+        docker, requests = _sdk()
         # A client of its own whose socket timeout is the probe's, so that a hung command
         # frees this pool thread when its time is up.
         short = docker.APIClient(base_url=self.base_url, version=self._api_version,
@@ -309,6 +331,7 @@ class DockerRuntime:
         return ExecResult(exit_code=-1 if code is None else int(code), output=output or b"")
 
     def _thd_inspect_image(self, client, reference):
+        docker, _ = _sdk()
         try:
             return _image_info(client.inspect_image(reference))
         except docker.errors.NotFound:
@@ -319,6 +342,7 @@ class DockerRuntime:
             raise RuntimeFailure(_explanation(e)) from None
 
     def _thd_pull_image(self, client, reference):
+        docker, requests = _sdk()
         try:
             for line in client.pull(reference, stream=True, decode=True):
                 if isinstance(line, dict) and line.get("error"):
@@ -339,6 +363,7 @@ class DockerRuntime:
         return [_image_info(data) for data in client.images()]
 
     def _thd_remove_image(self, client, image_id):
+        docker, _ = _sdk()
         try:
             client.remove_image(image_id)
         except docker.errors.NotFound:
