@@ -47,6 +47,20 @@ class HandshakeTests(SynchronousTestCase):
         self.assertEqual(h.hub.url, "wss://127.0.0.1:10000/{}/edge-1/events".format(
             names.DEFAULT_PROJECT_ID))
 
+    def test_no_frame_debug_lines(self):
+        """Opening the link and passing a message logs none of autobahn's per-frame debug
+        lines (they would fill twistd's log, which has no level filter)."""
+        events = capture_logs(self)
+        h = Harness()
+        server = h.connect()
+        msg = message()
+        server.send(msg)
+        h.flush()
+        self.assertEqual(h.modules[names.META_GROUP].payload_seen(), [msg])
+        protocol_debug = [e for e in events if e.get("log_level") == LogLevel.debug and
+                          "Protocol" in (e.get("log_namespace") or "")]
+        self.assertEqual(protocol_debug, [])
+
     def test_ipv6_host(self):
         """An IPv6 server is bracketed in the URL and the Host header."""
         h = Harness(server_host="::1", project_id="proj", node_name="edge-6")

@@ -17,7 +17,6 @@ import ipaddress
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectingRequest
-from twisted.logger import Logger
 
 __all__ = ["ClockTimer", "EdgeHubClientProtocol", "EdgeHubClientFactory", "bracket_ipv6"]
 
@@ -66,9 +65,12 @@ def bracket_ipv6(host):
 
 
 class EdgeHubClientProtocol(WebSocketClientProtocol):
-    """One websocket connection to CloudHub; reports to ``factory.hub``."""
+    """One websocket connection to CloudHub; reports to ``factory.hub``.
 
-    log = Logger()
+    Its ``log`` stays autobahn's txaio logger, which drops autobahn's per-frame debug and
+    trace lines below txaio's log level (info): a plain ``twisted.logger.Logger`` here
+    would send every one of them to twistd's log.
+    """
 
     _close_call = None
 
