@@ -18,7 +18,9 @@ What it does, with the KubeEdge/kubelet behaviour each part reproduces:
   ``imagePullPolicy``, creates and starts what is missing, recreates containers whose spec
   changed, restarts dead ones by ``restartPolicy`` with back-off (10 s doubling to 300 s,
   ``CrashLoopBackOff``) and stops containers gracefully (SIGTERM, the grace period on the
-  clock, SIGKILL).
+  clock, SIGKILL). Creating and starting a container takes turns (``concurrent_starts``
+  at once, in the order the syncs ask): a burst of new pods comes up one after another,
+  each reported the moment Docker runs it, rather than all of them late together.
 * **Status** (reference 5, Pod status): ``update`` on ``<ns>/podstatus/<name>`` with
   ``{"UID", "Name", "Status"}`` whenever it changes, every pod again every
   ``status_period`` seconds and right after the cloud reconnects.
@@ -80,7 +82,11 @@ KILL_WAIT = 10.0
 RETRY_DELAY = 10.0
 #: How soon after ErrImagePull the status turns to ImagePullBackOff.
 PULL_STATUS_REFRESH = 1.0
-
+#: Container creations and starts in flight at once (see ``Edged.concurrent_starts``):
+#: fewer than the ``docker`` pool's threads, so that listing and inspecting (which status
+#: reports wait for) always find a free thread. On a two-core edge, three starts at once
+#: keep the engine about as busy as more would, and each start is quicker.
+CONCURRENT_STARTS = 3
 
 
 class _Stopped(Exception):
@@ -170,7 +176,8 @@ class Edged(Module):
                  image_gc_high=80, image_gc_low=40, keep_dead=1, extra_labels=None,
                  relist_period=2.0, resync_period=60.0, status_period=60.0,
                  container_gc_period=60.0, image_gc_period=300.0, backoff_initial=10.0,
-                 backoff_max=300.0, retry_delay=RETRY_DELAY, load_retry=(2.0, 60.0)):
+                 backoff_max=300.0, retry_delay=RETRY_DELAY, load_retry=(2.0, 60.0),
+                 concurrent_starts=CONCURRENT_STARTS):
         super().__init__(clock)
         self.runtime = runtime
         self.pool = pool
@@ -197,6 +204,14 @@ class Edged(Module):
         self.image_gc_period = image_gc_period
         self.retry_delay = retry_delay
         self.load_retry = load_retry
+        #: Creating and starting a container takes its turn here, in the order the syncs
+        #: asked. The engine can only do so many starts at once anyway; taking turns
+        #: brings a burst of pods up one after another, each reported Running as soon as
+        #: Docker says it runs, instead of every pod crawling through each step together,
+        #: queued behind the whole burst's calls on the ``docker`` pool, and all of them
+        #: reported at the end.
+        self.concurrent_starts = concurrent_starts
+        self._start_turns = defer.DeferredSemaphore(concurrent_starts)
         self.backoff = Backoff(clock, backoff_initial, backoff_max)
         self.pull_backoff = Backoff(clock, backoff_initial, backoff_max)
         self.objects = ObjectCache(self._query_objects)
@@ -940,6 +955,18 @@ class Edged(Module):
             self._schedule_sync(record, self.retry_delay)
             return False
         config = await self._container_config(record, container, restart_count, env)
+        await self._start_turns.acquire()
+        try:
+            if not self.running:
+                raise _Stopped()
+            if record.deleted or record.terminating or record.forgotten:
+                return False  # removed while it waited: the next sync stops it instead
+            return await self._create_and_start(record, container, config)
+        finally:
+            self._start_turns.release()
+
+    async def _create_and_start(self, record, container, config):
+        """Create and start one container (in its turn); True when started or created."""
         try:
             try:
                 cid = await self.runtime.create_container(config)

@@ -11,6 +11,8 @@ N, ``sleep N`` runs N seconds of the clock, a command it does not know cannot st
 container's PID 1 ignores SIGTERM unless the script traps it (``trap 'exit N' TERM``), and
 SIGKILL gives 137. Exec understands ``true``, ``false``, ``sh -c "exit N"``, ``echo``,
 ``env``, ``cat FILE`` and ``test -f FILE`` (files from bind mounts or :attr:`files`).
+:meth:`FakeRuntime.hold` keeps calls of chosen methods in flight (as a busy engine
+would) until :meth:`FakeRuntime.release` completes them in call order.
 
 :class:`FakeMetaManager` answers edged's queries from an in-memory store as KubeEdge's
 MetaManager does (a list of JSON strings), records what edged reports, and pushes pods
@@ -143,6 +145,9 @@ class FakeRuntime:
         self.started = False
         #: Every call as ``(method, argument)``.
         self.calls = []
+        #: Methods whose calls wait for :meth:`release`; those calls, oldest first.
+        self.holding = set()
+        self.held = []
         self._seq = 0
 
     # -- test controls -------------------------------------------------------------------------
@@ -170,6 +175,35 @@ class FakeRuntime:
     def count(self, method):
         """How many times ``method`` was called."""
         return sum(1 for m, _ in self.calls if m == method)
+
+    def hold(self, *methods):
+        """Keep calls of ``methods`` in flight until :meth:`release` (nothing happens
+        until then, as with an engine busy with other work)."""
+        self.holding.update(methods)
+
+    def in_flight(self, method=None):
+        """The held calls (of ``method``) not released yet, as ``(method, argument)``."""
+        return [(m, a) for m, a, _, d in self.held if method in (None, m) and not d.called]
+
+    def release(self, count=None):
+        """Complete the ``count`` oldest held calls (all when None) in call order; calls
+        whose caller gave up (cancelled) are dropped without effect. Stops holding when
+        ``count`` is None. Returns how many calls took effect."""
+        if count is None:
+            self.holding.clear()
+        done = 0
+        while self.held and (count is None or done < count):
+            _, _, f, d = self.held.pop(0)
+            if d.called:
+                continue
+            try:
+                result = f()
+            except Exception as e:
+                d.errback(e)
+            else:
+                d.callback(result)
+            done += 1
+        return done
 
     def shutdown(self):
         """Cancel the containers' exit timers (the end of a test)."""
@@ -215,6 +249,10 @@ class FakeRuntime:
     def _call(self, method, argument, f):
         try:
             self._check(method, argument)
+            if method in self.holding:
+                d = defer.Deferred()
+                self.held.append((method, argument, f, d))
+                return d
             return defer.succeed(f())
         except Exception as e:
             return defer.fail(e)

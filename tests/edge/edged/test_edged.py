@@ -722,3 +722,90 @@ class HousekeepingTests(EdgedTestCase):
         self.assertFalse(h.runtime.started)
         [run] = self.runs(h, "web")
         self.assertEqual(run.state, "running")
+
+
+class StartTurnTests(EdgedTestCase):
+    """Creating and starting containers takes turns, so a burst of pods comes up one
+    after another."""
+
+    def created_names(self, h):
+        """Pod names of the create calls edged made, in call order."""
+        return [config.labels[LABEL_POD_NAME] for method, config in h.runtime.calls
+                if method == "create_container"]
+
+    def test_burst_comes_up_one_pod_after_another(self):
+        """With two turns, only two pods' containers are created or started at once; the
+        first pod is reported Running as soon as Docker started it, before the last
+        pod's container is even created."""
+        h = self.harness(concurrent_starts=2)
+        h.runtime.hold("create_container", "start_container")
+        for name in ("p0", "p1", "p2", "p3"):
+            h.meta.add_pod(make_pod(name))
+        h.pump()
+        self.assertEqual(self.created_names(h), ["p0", "p1"])
+        h.runtime.release(1)  # p0 created: its start goes in
+        h.runtime.release(1)  # p1 created
+        self.assertEqual([m for m, _ in h.runtime.in_flight()],
+                         ["start_container", "start_container"])
+        self.assertIsNone(h.meta.status("p0"))
+        h.runtime.release(1)  # p0 started: reported, and p2 gets the turn
+        h.pump()
+        self.assertEqual(h.meta.status("p0")["phase"], "Running")
+        self.assertTrue(h.meta.container_status("p0", "main")["ready"])
+        self.assertEqual(self.created_names(h), ["p0", "p1", "p2"])
+        self.assertEqual(self.runs(h, "p3"), [])
+        h.runtime.release()
+        h.pump()
+        for name in ("p1", "p2", "p3"):
+            self.assertEqual(h.meta.status(name)["phase"], "Running")
+        self.assertEqual(self.created_names(h), ["p0", "p1", "p2", "p3"])
+
+    def test_status_is_what_docker_says(self):
+        """A container created but not started yet is not reported running; one that
+        exits at once is never reported running or ready, and is restarted with
+        back-off as before."""
+        h = self.harness(concurrent_starts=1)
+        h.runtime.hold("start_container")
+        h.meta.add_pod(make_pod("quick", containers=[shell("exit 3")]))
+        h.pump()
+        self.assertIsNone(h.meta.status("quick"))
+        h.runtime.release()
+        h.pump()
+        reported = [s["containerStatuses"][0] for s in h.meta.statuses("quick")]
+        self.assertTrue(reported)
+        self.assertEqual([c for c in reported if c["ready"] or "running" in c["state"]], [])
+        state = h.meta.container_status("quick", "main")["lastState"]
+        self.assertEqual(state["terminated"]["exitCode"], 3)
+        self.assertEqual(self.waiting_reason(h, "quick"), "CrashLoopBackOff")
+        self.assertEqual(len(self.runs(h, "quick")), 2)
+        h.advance(10)
+        self.assertEqual(len(self.runs(h, "quick")), 3)
+
+    def test_pod_deleted_while_waiting_gets_no_container(self):
+        """A pod removed while it waits for its turn never gets a container."""
+        h = self.harness(concurrent_starts=1)
+        h.runtime.hold("create_container")
+        h.meta.add_pod(make_pod("first"))
+        h.meta.add_pod(make_pod("second"))
+        h.pump()
+        self.assertEqual(self.created_names(h), ["first"])
+        h.meta.delete_pod("second", uid="uid-second")
+        h.pump()
+        h.runtime.release()
+        h.pump()
+        self.assertEqual(self.created_names(h), ["first"])
+        self.assertEqual(h.meta.status("first")["phase"], "Running")
+        self.assertNotIn(("default", "second"), h.edged.pods)
+
+    def test_stop_while_waiting_for_turns(self):
+        """Stopping edged with pods in flight and waiting creates nothing more and
+        leaves no timer behind."""
+        h = self.harness(concurrent_starts=1)
+        h.runtime.hold("create_container")
+        h.meta.add_pod(make_pod("first"))
+        h.meta.add_pod(make_pod("second"))
+        h.pump()
+        self.successResultOf(h.stop())
+        self.assertEqual(h.runtime.release(), 0)
+        self.assertEqual(self.created_names(h), ["first"])
+        self.assertEqual(h.runtime.containers, {})

@@ -7,7 +7,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from kubeedge_tw.edge.edged.runtime import (
-    ContainerConfig, IContainerRuntime, RuntimeUnavailable)
+    ContainerConfig, IContainerRuntime, ImageNotFound, RuntimeUnavailable)
 from tests.edge.edged.contract import RuntimeContract
 from tests.edge.edged.fakes import TEST_IMAGE, FakeRuntime
 
@@ -94,3 +94,40 @@ class FakeRuntimeControlTests(SynchronousTestCase):
         seven = self.successResultOf(self.runtime.exec_in_container(cid, ["true"], 1))
         self.assertEqual(seven.exit_code, 7)
         self.assertEqual(self.runtime.count("exec_in_container"), 3)
+
+    def test_hold_and_release(self):
+        """Held calls take effect only when released, oldest first; release() with no
+        count completes the rest and stops holding."""
+        self.runtime.hold("create_container", "start_container")
+        config = ContainerConfig(name="held", image=TEST_IMAGE, labels={"a": "b"},
+                                 command=["sleep", "100"])
+        created = self.runtime.create_container(config)
+        self.assertNoResult(created)
+        self.assertEqual(self.runtime.containers, {})
+        self.assertEqual([m for m, _ in self.runtime.in_flight()], ["create_container"])
+        self.assertEqual(self.runtime.release(1), 1)
+        cid = self.successResultOf(created)
+        started = self.runtime.start_container(cid)
+        self.assertNoResult(started)
+        self.assertEqual(self.runtime.running(), [])
+        self.assertEqual(self.runtime.release(), 1)
+        self.successResultOf(started)
+        self.assertEqual(self.runtime.running(), [cid])
+        self.assertEqual(self.runtime.holding, set())
+        self.successResultOf(self.runtime.start_container(cid))  # no longer held
+
+    def test_held_call_given_up(self):
+        """A held call its caller cancelled is dropped without effect, and a held call
+        that fails errbacks as the direct call would."""
+        self.runtime.hold("create_container")
+        config = ContainerConfig(name="gone", image=TEST_IMAGE, labels={}, command=["true"])
+        abandoned = self.runtime.create_container(config)
+        abandoned.cancel()
+        self.failureResultOf(abandoned, defer.CancelledError)
+        missing = self.runtime.create_container(ContainerConfig(
+            name="x", image="no/such:image", labels={}, command=["true"]))
+        self.assertEqual([a.name for _, a in self.runtime.in_flight("create_container")],
+                         ["x"])
+        self.assertEqual(self.runtime.release(), 1)
+        self.assertEqual(self.runtime.containers, {})
+        self.failureResultOf(missing, ImageNotFound)
