@@ -3,9 +3,9 @@
 Started by the orchestrator, never by hand. It builds what ``create_cloudhub`` builds: a
 ``Bus``, ``tls.server_options``, an ``SSL4ServerEndpoint`` on 127.0.0.1 and a free port
 (with production's listen backlog, ``LISTEN_BACKLOG``, unless ``--backlog`` says otherwise),
-``CloudHub`` with the given node limit and keepalive interval, and production's
-info-level text log (to a file). Added: a sink ``Module`` in the ``edgecontroller`` group
-that counts what CloudHub hands the controllers.
+``CloudHub`` with the given node limit and keepalive interval and its ``LongLivedFreezer``,
+and production's info-level text log (to a file). Added: a sink ``Module`` in the
+``edgecontroller`` group that counts what CloudHub hands the controllers.
 
 Control channel: one JSON object per line on stdin, one JSON reply per line on stdout
 (``{"id": <request id>, ...}``); the first line written is ``{"id": 0, "ready": ...}``.
@@ -34,8 +34,9 @@ from twisted.logger import globalLogBeginner  # noqa: E402
 from twisted.protocols.basic import LineReceiver  # noqa: E402
 
 from kubeedge_tw.cloud.cloudhub.hub import CloudHub  # noqa: E402
-from kubeedge_tw.cloud.cloudhub import LISTEN_BACKLOG
-from kubeedge_tw.common.tap import freeze_startup_objects
+from kubeedge_tw.cloud.cloudhub import LISTEN_BACKLOG  # noqa: E402
+from kubeedge_tw.cloud.cloudhub.longlived import LongLivedFreezer  # noqa: E402
+from kubeedge_tw.common.tap import freeze_startup_objects  # noqa: E402
 from kubeedge_tw.common import log as klog  # noqa: E402
 from kubeedge_tw.common import message as m  # noqa: E402
 from kubeedge_tw.common import names, tls  # noqa: E402
@@ -126,7 +127,8 @@ class Cloud:
         self.hub = CloudHub(reactor, listen=endpoint.listen, address="127.0.0.1", port=0,
                             node_limit=args.node_limit,
                             keepalive_interval=args.keepalive_interval,
-                            allow_any_node_cert=True)
+                            allow_any_node_cert=True,
+                            long_lived=LongLivedFreezer(reactor))
         self.undelivered = Undelivered()
         self.hub.add_observer(self.undelivered)
         self.sink = Sink(reactor, args.sink_queue)
@@ -151,6 +153,9 @@ class Cloud:
                 "sink_stats": dict(self.sink.stats), "sink_inbox": self.sink.pending,
                 "gc": {str(gen): list(v) for gen, v in self.gc.stats.items()},
                 "gc_objects": len(gc.get_objects()) if request.get("objects") else None,
+                "gc_frozen": gc.get_freeze_count(),
+                "long_lived": dict(self.hub.long_lived.stats),
+                "encoder": dict(self.hub.encoder.stats),
                 "now": time.monotonic()}
 
     def cmd_sink(self, request):

@@ -245,6 +245,8 @@ def parse_args(argv):
     parser.add_argument("--profile", action="store_true",
                         help="after the measurements, run one more fan-out round with "
                              "cProfile on in the cloud and print its top functions")
+    parser.add_argument("--profile-top", type=int, default=20,
+                        help="how many functions --profile prints per ordering (default 20)")
     parser.add_argument("--deadline", type=float, default=600.0,
                         help="wall-clock bound of the whole run in seconds (default 600)")
     parser.add_argument("--quick", action="store_true",
@@ -671,7 +673,7 @@ class Bench:
                 break
             time.sleep(0.2)
         time.sleep(1)  # the last ACKs
-        text = self.cloud.call("profile_stop", top=20, timeout=60)["text"]
+        text = self.cloud.call("profile_stop", top=self.args.profile_top, timeout=60)["text"]
         say("cloud profile of one fan-out to {} nodes (cProfile on; not a timed figure):"
             .format(sent))
         prefixes = sorted({os.path.dirname(twisted.__path__[0]) + os.sep,
@@ -753,6 +755,9 @@ class Bench:
                         "a full collection stops the reactor for this long")
                 fig.add("cloud_gc_total_pause", sum(v[1] for v in final["gc"].values()), "s",
                         "all generations")
+                say("cloud: {} objects frozen out of the collector's sight; long-lived "
+                    "freezer {}; encoder {}".format(final["gc_frozen"], final["long_lived"],
+                                                   final["encoder"]))
                 self.profile()
                 if opened < args.nodes:
                     say("held fewer connections than asked ({} of {}); see the lines above "

@@ -586,3 +586,88 @@ class AckRuleTests(SynchronousTestCase):
         self.assertFalse(needs_ack(msg("resource", "update", "default/pod")))
         self.assertEqual(object_key(msg("resource", "update", "ns/secret/s")), "secret/ns/s")
         self.assertIsNone(object_key(msg("user", "update", "ns/secret/s")))
+
+
+class ScaleTests(SynchronousTestCase):
+    """What CloudHub does for thousands of nodes: one ACK timer call, content serialised
+    once per fan-out, the long-lived freezer told of every connection, autobahn's
+    byte counters kept by the lean read/write path."""
+
+    def test_freezer_told_of_opens_and_closes(self):
+        """Opens and closes (a replaced connection too) reach the freezer with the
+        number of connected nodes; it freezes once the burst settled."""
+        from kubeedge_tw.cloud.cloudhub.longlived import LongLivedFreezer
+        from tests.cloud.test_cloudhub_longlived import FakeCollector
+        h = HubHarness(self)
+        collector = FakeCollector()
+        h.hub.long_lived = freezer = LongLivedFreezer(h.clock, collector=collector,
+                                                      settle=10)
+        h.connect("edge-1")
+        _, first, _, _ = h.connect("edge-2")
+        self.assertEqual(freezer.connected, 2)
+        h.advance(10)
+        self.assertEqual(collector.calls, ["collect(1)", "freeze"])
+        self.assertEqual(freezer.frozen_connections, 2)
+        h.connect("edge-2")  # replaces the first edge-2 connection
+        self.assertEqual(first.close_codes[0][0], 1000)
+        self.assertEqual((freezer.connected, freezer.closed_while_frozen), (2, 1))
+        d = h.hub.stopService()
+        h.flush()
+        self.successResultOf(d)
+        self.assertEqual(freezer.closed_while_frozen, 3)
+        self.assertEqual(freezer.connected, 0)
+        self.assertEqual(h.clock.getDelayedCalls(), [])
+
+    def test_fanout_shares_content(self):
+        """The same content object to three nodes: each edge gets its own id and
+        resource with the content, which was serialised once."""
+        h = HubHarness(self)
+        edges = [h.connect("edge-{}".format(n))[0] for n in range(3)]
+        content = {"metadata": {"name": "cm", "namespace": "default",
+                                "resourceVersion": "5"}, "data": {"k": "v"}}
+        sent = []
+        for n in range(3):
+            message = m.new_message(names.EDGECONTROLLER, names.WIRE_GROUP_RESOURCE,
+                                    names.OP_UPDATE,
+                                    "node/edge-{}/default/configmap/cm".format(n), content,
+                                    resource_version="5")
+            sent.append(message.msg_id)
+            h.bus.send(names.CLOUDHUB, message)
+        h.flush()
+        got = [edge.received[-1] for edge in edges]
+        self.assertEqual([g.msg_id for g in got], sent)
+        self.assertEqual({g.resource for g in got}, {"default/configmap/cm"})
+        self.assertEqual([g.content for g in got], [content] * 3)
+        self.assertEqual(h.hub.encoder.stats["content_reused"], 2)
+
+    def test_one_ack_timer_call_for_many_nodes(self):
+        """Messages awaiting ACK on several nodes wait on one delayed call."""
+        h = HubHarness(self)
+        edges = [h.connect("edge-{}".format(n))[0] for n in range(3)]
+        for n in range(3):
+            h.bus.send(names.CLOUDHUB, pod_update(node="edge-{}".format(n)))
+        h.flush()
+        expiring = [c for c in h.clock.getDelayedCalls() if c.func == h.hub.ack_timer._expire]
+        self.assertEqual(len(expiring), 1)
+        for edge in edges:
+            edge.send(m.new_response(edge.received[-1], "OK"))
+        h.flush()
+        h.advance(5)
+        self.assertEqual([len(edge.received) for edge in edges], [1, 1, 1])
+        self.assertEqual([c for c in h.clock.getDelayedCalls()
+                          if c.func == h.hub.ack_timer._expire], [])
+
+    def test_byte_counters(self):
+        """The hub's lean read and write path keeps autobahn's wire-level counters."""
+        h = HubHarness(self)
+        edge, _, _, server = h.connect("edge-1")
+        out0 = server.trafficStats.outgoingOctetsWireLevel
+        in0 = server.trafficStats.incomingOctetsWireLevel
+        h.bus.send(names.CLOUDHUB, pod_update())
+        h.flush()
+        frame = m.encode(edge.received[-1])
+        self.assertEqual(server.trafficStats.outgoingOctetsWireLevel - out0,
+                         len(frame) + 4)  # 2-byte header + 16-bit length, unmasked
+        edge.send(m.new_message("websocket", "resource", "keepalive", "node", "ping"))
+        h.flush()
+        self.assertGreater(server.trafficStats.incomingOctetsWireLevel, in0)

@@ -8,6 +8,7 @@ from twisted.logger import Logger
 
 from kubeedge_tw.certs.bootstrap import BootstrapResource, BootstrapService
 from kubeedge_tw.cloud.cloudhub.hub import CloudHub
+from kubeedge_tw.cloud.cloudhub.longlived import LongLivedFreezer
 from kubeedge_tw.common import pki, tls
 from kubeedge_tw.common.core import SetupError
 
@@ -48,7 +49,10 @@ def create_cloudhub(core, config):
         core.clock, listen=endpoint.listen, address=hub.websocket.address,
         port=hub.websocket.port, node_limit=hub.nodeLimit,
         keepalive_interval=hub.keepaliveInterval, allow_any_node_cert=hub.allowAnyNodeCert,
-        max_message_size=hub.maxMessageSize)
+        max_message_size=hub.maxMessageSize,
+        # Thousands of connections are millions of long-lived objects: keep them out of
+        # the garbage collector's full passes (see longlived.py).
+        long_lived=LongLivedFreezer(core.clock))
 
 
 def _add_bootstrap_server(core, config, reactor, ca, ca_key, cert, key):

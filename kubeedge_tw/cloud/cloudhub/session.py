@@ -14,6 +14,11 @@ keepalive deadline (reference 2.4, 2.7).
 * **Keepalive**: the edge's ``keepalive`` message resets a deadline of
   ``keepalive_interval`` seconds; when it passes the session is expired.
 
+ACK deadlines are kept by an :class:`AckTimer`, which CloudHub shares between all its
+sessions: every deadline is ``ack_interval`` after a send, so they expire in the order
+they were set and one delayed call for the earliest serves them all (a fan-out to 10,000
+nodes would otherwise push and cancel 10,000 entries on the reactor's timer heap).
+
 The session does no I/O itself: it calls ``write(message)`` to send and reports through
 the ``events`` object (the hub) so it can be tested on a ``Clock`` alone.
 """
@@ -23,7 +28,7 @@ import collections
 from kubeedge_tw.common import names
 from kubeedge_tw.common.resource import ResourceError, parse_edge_resource
 
-__all__ = ["NodeSession", "needs_ack", "object_key", "DEFAULT_QUEUE_SIZE"]
+__all__ = ["NodeSession", "AckTimer", "needs_ack", "object_key", "DEFAULT_QUEUE_SIZE"]
 
 DEFAULT_QUEUE_SIZE = 1024
 DEFAULT_WINDOW = 16
@@ -71,15 +76,88 @@ def _rv(value):
 
 
 class _Pending:
-    """A sent message waiting for its ACK."""
+    """A sent message waiting for its ACK; ``armed`` while its deadline counts."""
 
-    __slots__ = ("message", "key", "sends", "timer")
+    __slots__ = ("message", "key", "sends", "armed")
 
     def __init__(self, message, key):
         self.message = message
         self.key = key
         self.sends = 0
-        self.timer = None
+        self.armed = False
+
+
+class AckTimer:
+    """ACK deadlines of one ``interval``, for any number of sessions, on one delayed call.
+
+    :meth:`arm` sets a deadline ``interval`` seconds from now for a pending message;
+    when it passes, ``session._ack_timeout(pending)`` runs unless the pending message was
+    disarmed meanwhile (acknowledged, or its session closed). Deadlines are set in time
+    order, so they wait in a FIFO and a disarmed one is dropped when it reaches the head.
+    """
+
+    def __init__(self, clock, interval):
+        self.clock = clock
+        self.interval = interval
+        self._deadlines = collections.deque()   # (deadline, session, pending, sends)
+        self._call = None
+        self._call_at = None
+        self._expiring = False
+
+    def __len__(self):
+        return len(self._deadlines)
+
+    def arm(self, session, pending):
+        """Start ``pending``'s deadline."""
+        pending.armed = True
+        self._deadlines.append((self.clock.seconds() + self.interval, session, pending,
+                                pending.sends))
+        if self._call is None and not self._expiring:
+            self._schedule()
+
+    def stop(self):
+        """Forget every deadline and cancel the delayed call."""
+        self._deadlines.clear()
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+
+    def _schedule(self):
+        deadlines = self._deadlines
+        while deadlines and not _live(deadlines[0]):
+            deadlines.popleft()
+        if not deadlines:
+            self._call = None
+            return
+        self._call_at = deadlines[0][0]
+        self._call = self.clock.callLater(max(0.0, self._call_at - self.clock.seconds()),
+                                          self._expire)
+
+    def _expire(self):
+        self._call = None
+        # Everything due by the time this call was set for (the clock may land a hair
+        # before it: float arithmetic).
+        due = max(self.clock.seconds(), self._call_at)
+        deadlines = self._deadlines
+        expired = []
+        while deadlines and deadlines[0][0] <= due:
+            entry = deadlines.popleft()
+            if _live(entry):
+                entry[2].armed = False
+                expired.append(entry)
+        self._expiring = True
+        try:
+            for _, session, pending, _ in expired:
+                session._ack_timeout(pending)
+        finally:
+            self._expiring = False
+            self._schedule()
+
+
+def _live(entry):
+    """Whether a deadline entry still counts: armed and not superseded by a resend."""
+    pending = entry[2]
+    return pending.armed and pending.sends == entry[3]
 
 
 class NodeSession:
@@ -87,11 +165,13 @@ class NodeSession:
 
     ``events`` receives ``session_acked(session, message, key)``,
     ``session_undelivered(session, message, reason)`` and ``session_expired(session)``.
+    ``ack_timer`` is an :class:`AckTimer` of ``ack_interval`` shared with other sessions;
+    without one the session makes its own.
     """
 
     def __init__(self, node, clock, write, events, *, keepalive_interval,
                  queue_size=DEFAULT_QUEUE_SIZE, window=DEFAULT_WINDOW,
-                 ack_interval=ACK_INTERVAL, ack_max_sends=ACK_MAX_SENDS):
+                 ack_interval=ACK_INTERVAL, ack_max_sends=ACK_MAX_SENDS, ack_timer=None):
         self.node = node
         self.clock = clock
         self._write = write
@@ -101,6 +181,13 @@ class NodeSession:
         self.window = window
         self.ack_interval = ack_interval
         self.ack_max_sends = ack_max_sends
+        self._own_ack_timer = ack_timer is None
+        if ack_timer is None:
+            ack_timer = AckTimer(clock, ack_interval)
+        elif ack_timer.interval != ack_interval:
+            raise ValueError("ack_timer interval {} is not ack_interval {}".format(
+                ack_timer.interval, ack_interval))
+        self._ack_timer = ack_timer
         self._queue = collections.OrderedDict()
         self._pending = {}
         self._paused = False
@@ -189,11 +276,11 @@ class NodeSession:
         if pending.sends > 1:
             self.stats["resent"] += 1
         self.stats["sent"] += 1
-        pending.timer = self.clock.callLater(self.ack_interval, self._ack_timeout, pending)
+        self._ack_timer.arm(self, pending)
         self._write(pending.message)
 
     def _ack_timeout(self, pending):
-        pending.timer = None
+        """Called by the :class:`AckTimer` when ``pending``'s deadline passed."""
         if self._closed or self._pending.get(pending.message.msg_id) is not pending:
             return
         if pending.sends >= self.ack_max_sends:
@@ -208,8 +295,7 @@ class NodeSession:
         pending = self._pending.pop(parent_msg_id, None)
         if pending is None:
             return False
-        if pending.timer is not None and pending.timer.active():
-            pending.timer.cancel()
+        pending.armed = False
         self.stats["acked"] += 1
         self._events.session_acked(self, pending.message, pending.key)
         self.pump()
@@ -230,8 +316,10 @@ class NodeSession:
         pending, self._pending = list(self._pending.values()), {}
         queued, self._queue = list(self._queue.values()), collections.OrderedDict()
         for item in pending:
-            if item.timer is not None and item.timer.active():
-                item.timer.cancel()
+            item.armed = False
+        if self._own_ack_timer:
+            self._ack_timer.stop()
+        for item in pending:
             self._undelivered(item.message, reason)
         for message in queued:
             if needs_ack(message):
