@@ -245,6 +245,40 @@ class KeepaliveTests(SynchronousTestCase):
         self.assertIsNotNone(edge.closed)
 
 
+    def test_no_timeout_while_reads_are_paused(self):
+        """While the hub itself does not read an edge (busy controllers), neither the
+        keepalive deadline nor the websocket ping disconnects it; once reads resume, a
+        silent edge is disconnected one interval later."""
+        h = HubHarness(self, ping=True)
+        h.edgecontroller.queue_size = 1
+        edge, _, _, server = h.connect("edge-1")
+        h.edgecontroller.stopService()   # the controller stops taking messages
+        for i in range(5):
+            edge.send(m.new_message("edged", "meta", "update", "default/podstatus/p%d" % i,
+                                    {}))
+        h.flush()
+        self.assertTrue(server.reading_paused)
+        h.advance(100)
+        self.assertTrue(h.hub.is_connected("edge-1"))
+        self.assertIsNone(edge.closed)
+        # A ping whose pong sits unread: the wait starts again instead of a drop.
+        server.onAutoPingTimeout()
+        h.flush()
+        self.assertTrue(h.hub.is_connected("edge-1"))
+        self.assertTrue(server.autoPingTimeoutCall.active())
+        server.autoPingTimeoutCall.cancel()
+        server.autoPingTimeoutCall = None
+        h.edgecontroller.startService()
+        for _ in range(20):
+            h.advance(0.1)
+        self.assertFalse(server.reading_paused)
+        self.assertEqual(len([x for x in h.edgecontroller.seen if x.source == "edged"]), 5)
+        self.assertTrue(h.hub.is_connected("edge-1"))
+        h.advance(31)
+        self.assertFalse(h.hub.is_connected("edge-1"))
+        self.assertEqual(h.edgecontroller.seen[-1].operation, names.OP_DISCONNECTED)
+
+
 class InboundTests(SynchronousTestCase):
     """Routing of edge messages to controllers."""
 

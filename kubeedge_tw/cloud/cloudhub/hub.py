@@ -11,7 +11,8 @@ What it does, and the KubeEdge behaviour each part reproduces:
   with a reason. ``nodeLimit`` is enforced with HTTP 429 ("too many Nodes connected",
   reference 2.4).
 * **Keepalive** — the edge's ``keepalive`` message resets a per-node deadline of
-  ``keepaliveInterval``; when it passes the node is disconnected. Keepalives are never
+  ``keepaliveInterval``; when it passes the node is disconnected, unless the hub itself
+  has paused reading from that edge (then the deadline starts again). Keepalives are never
   forwarded. Websocket pings (``autoPingInterval``) also detect half-open TCP
   connections within two intervals.
 * **Routing** (reference 2.5) — inbound resources get ``node/<id>/`` prepended and go to
@@ -124,6 +125,15 @@ class HubProtocol(WebSocketServerProtocol):
 
     def onMessage(self, payload, isBinary):
         self.factory.hub.frame_received(self, payload)
+
+    def onAutoPingTimeout(self):
+        """No pong in time: a dead peer, unless the hub paused reading this edge (its pong
+        may be waiting unread); then the wait starts again."""
+        if self.reading_paused and self.state == self.STATE_OPEN:
+            self.autoPingTimeoutCall = self.factory.hub.clock.callLater(
+                self.autoPingTimeout, self.onAutoPingTimeout)
+            return
+        super().onAutoPingTimeout()
 
     def onClose(self, wasClean, code, reason):
         if self.backlog_call is not None and self.backlog_call.active():
@@ -367,6 +377,12 @@ class CloudHub(Module):
     def session_expired(self, session):
         proto = self._sessions.get(session.node)
         if proto is None or proto.session is not session:
+            return
+        if proto.reading_paused:
+            # The hub stopped reading this edge (busy controllers): its keepalives may be
+            # waiting unread in the socket. Silence we caused is no sign of a dead edge;
+            # the deadline starts again.
+            session.keepalive()
             return
         self.log.warn("node {node} sent no keepalive for {interval}s: disconnecting",
                       node=session.node, interval=self.keepalive_interval,

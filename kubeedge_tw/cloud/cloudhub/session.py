@@ -199,9 +199,12 @@ class NodeSession:
     # -- keepalive ----------------------------------------------------------------------------
 
     def keepalive(self):
-        """The edge said it is alive: push the deadline back."""
+        """The edge said it is alive: push the deadline back (a new deadline after one
+        that passed without expiring the session)."""
         if self._keepalive is not None and self._keepalive.active():
             self._keepalive.reset(self.keepalive_interval)
+        elif self._keepalive is None and not self._closed:
+            self._keepalive = self.clock.callLater(self.keepalive_interval, self._expire)
 
     def _expire(self):
         self._keepalive = None
