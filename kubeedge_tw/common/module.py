@@ -15,6 +15,7 @@ import collections
 from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 __all__ = ["Module", "QueueFull"]
 
@@ -102,17 +103,22 @@ class Module(service.Service):
             message = self._inbox.popleft()
             started += 1
             self._in_flight += 1
-            d = defer.maybeDeferred(self._call_handler, message)
-            d.addErrback(self._handler_failed, message)
-            d.addBoth(self._handler_done)
+            # A handler that finishes at once (most do) costs no Deferred.
+            try:
+                result = self.handle(message)
+            except Exception:
+                self._handler_failed(Failure(), message)
+                self._handler_done(None)
+                continue
+            if not isinstance(result, defer.Deferred):
+                if not hasattr(result, "__await__"):
+                    self._handler_done(None)
+                    continue
+                result = defer.Deferred.fromCoroutine(result)
+            result.addErrback(self._handler_failed, message)
+            result.addBoth(self._handler_done)
         self._draining = False
         self._schedule_drain()
-
-    def _call_handler(self, message):
-        result = self.handle(message)
-        if hasattr(result, "__await__") and not isinstance(result, defer.Deferred):
-            result = defer.Deferred.fromCoroutine(result)
-        return result
 
     def _handler_failed(self, failure, message):
         self.stats["failed"] += 1
