@@ -39,6 +39,7 @@ import time
 
 # Measure the working tree, not whatever copy of the package is installed.
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
+from _common import Figures, percentile  # noqa: E402
 
 try:
     import psutil
@@ -84,33 +85,6 @@ def serve(state_dir, port):
 
 
 # -- client helpers --------------------------------------------------------------------------
-
-
-class Figures:
-    """Prints ``name: value unit`` lines and keeps the values for the JSON summary."""
-
-    def __init__(self):
-        self.values = {}
-
-    def add(self, name, value, unit, note=""):
-        """Record and print one figure."""
-        if isinstance(value, float):
-            value = round(value, 1) if value >= 100 else round(value, 3)
-        self.values[name] = value
-        target = TARGETS.get(name)
-        notes = [n for n in (note, "target " + target if target else "") if n]
-        print("{}: {} {}{}".format(name, value, unit,
-                                   "  ({})".format("; ".join(notes)) if notes else ""),
-              flush=True)
-
-
-def percentile(values, fraction):
-    """The ``fraction`` percentile (nearest rank) of ``values``."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, int(round(fraction * len(ordered) + 0.5)) - 1))
-    return ordered[index]
 
 
 def free_port():
@@ -475,7 +449,7 @@ def main():
         return 0
     args.creates = min(args.creates, args.pods)
     from twisted.internet import defer, task
-    figures = Figures()
+    figures = Figures(TARGETS)
     print("apiserver_bench on {} ({} CPUs), Python {}, sqlite WAL synchronous=FULL".format(
         platform.platform(), os.cpu_count(), platform.python_version()), flush=True)
 

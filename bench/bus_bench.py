@@ -30,6 +30,7 @@ import time
 
 # Measure the working tree, not whatever copy of the package is installed.
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
+from _common import Figures, percentile  # noqa: E402
 
 import twisted  # noqa: E402
 from twisted.internet import defer, task  # noqa: E402
@@ -43,21 +44,6 @@ try:
     import psutil
 except ImportError:  # the bench extra is optional; fall back to getrusage
     psutil = None
-
-
-class Figures:
-    """Prints ``name: value unit`` lines and keeps the values for the JSON summary."""
-
-    def __init__(self):
-        self.values = {}
-
-    def add(self, name, value, unit, note=""):
-        """Record and print one figure."""
-        if isinstance(value, float):
-            value = round(value, 1) if value >= 100 else round(value, 3)
-        self.values[name] = value
-        print("{}: {} {}{}".format(name, value, unit, "  ({})".format(note) if note else ""),
-              flush=True)
 
 
 class Memory:
@@ -301,15 +287,6 @@ async def bench_bus(reactor, figures, count, seconds, chunk=1000):
     figures.add("bus_send_throughput", handled / elapsed, "msgs/s",
                 "{} msgs in {:.2f} s, inbox {}, drain batch {}, refused {}".format(
                     handled, elapsed, counter.queue_size, counter.drain_batch, refused))
-
-
-def percentile(sorted_values, fraction):
-    """Nearest-rank percentile of an ascending list."""
-    if not sorted_values:
-        return float("nan")
-    index = max(0, min(len(sorted_values) - 1,
-                       int(round(fraction * len(sorted_values) + 0.5)) - 1))
-    return sorted_values[index]
 
 
 async def bench_send_sync(reactor, figures, count, seconds):

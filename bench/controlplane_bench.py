@@ -46,6 +46,7 @@ import time
 
 # Measure the working tree, not whatever copy of the package is installed.
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
+from _common import Figures  # noqa: E402
 
 from twisted.internet import defer, task  # noqa: E402
 
@@ -61,21 +62,6 @@ except ImportError:  # the bench extra is optional; fall back to getrusage
 
 TARGET_RATE = 200        # pods/s, issue 6
 TARGET_RSS = 90          # MiB for API server + controllers, issue 6
-
-
-class Figures:
-    """Prints ``name: value unit`` lines and keeps the values for the JSON summary."""
-
-    def __init__(self):
-        self.values = {}
-
-    def add(self, name, value, unit, note=""):
-        """Record and print one figure."""
-        if isinstance(value, float):
-            value = round(value, 1) if value >= 100 else round(value, 3)
-        self.values[name] = value
-        print("{}: {} {}{}".format(name, value, unit, "  ({})".format(note) if note else ""),
-              flush=True)
 
 
 def rss_mib():

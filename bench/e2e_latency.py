@@ -53,7 +53,7 @@ import uuid
 
 # Measure the working tree, not whatever copy of the package is installed.
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
-from _procs import stop_process  # noqa: E402
+from _common import BenchError, Figures, percentile, say, stop_process  # noqa: E402
 
 import psutil  # noqa: E402
 import twisted  # noqa: E402
@@ -61,8 +61,7 @@ import yaml  # noqa: E402
 from twisted.internet import defer, task, threads  # noqa: E402
 
 from hub_bench import (  # noqa: E402
-    CLIENT_CERT_NAME, FD_MARGIN, BenchError, Child, Figures, local_port_count, machine_cpu,
-    percentile, raise_nofile, say)
+    CLIENT_CERT_NAME, FD_MARGIN, Child, local_port_count, machine_cpu, raise_nofile)
 from kubeedge_tw.common import tls  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -48,7 +48,8 @@ import uuid
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 # Measure the working tree, not whatever copy of the package is installed.
 sys.path.insert(0, TOP)
-from _procs import stop_process  # noqa: E402
+from _common import (  # noqa: E402
+    BenchError, Figures, percentile, say, stop_process)
 
 IMAGE_REPO = "kubeedge-tw-test/busybox"
 IMAGE = IMAGE_REPO + ":latest"
@@ -59,39 +60,6 @@ TARGETS = {"idle_rss_mb": 50, "pods_rss_mb": 60, "idle_cpu_percent": 1.0,
 #: Real KubeEdge on this kind of machine (issue 8): edgecore v1.15.4 with edged.
 KUBEEDGE_1_15_IDLE_MIB = 82.6
 KUBEEDGE_1_15_10_PODS_MIB = 89.0
-
-
-class BenchError(Exception):
-    """The benchmark cannot go on; the message says why."""
-
-
-class Figures:
-    """Prints ``name: value unit`` lines and keeps the values for the JSON summary."""
-
-    def __init__(self):
-        self.values = {}
-
-    def add(self, name, value, unit, note=""):
-        """Record and print one figure."""
-        if isinstance(value, float):
-            value = round(value, 1) if abs(value) >= 100 else round(value, 3)
-        self.values[name] = value
-        print("{}: {} {}{}".format(name, value, unit, "  ({})".format(note) if note else ""),
-              flush=True)
-
-
-def say(text):
-    """A comment line: progress and settings, not a figure."""
-    print("# " + text, flush=True)
-
-
-def percentile(values, fraction):
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = max(0, min(len(ordered) - 1, int(-(-fraction * len(ordered) // 1)) - 1))
-    return ordered[index]
 
 
 def free_port():

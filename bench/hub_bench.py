@@ -53,6 +53,7 @@ import time
 
 # Measure the working tree, not whatever copy of the package is installed.
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
+from _common import BenchError, Figures, percentile, say  # noqa: E402
 
 import psutil  # noqa: E402
 import twisted  # noqa: E402
@@ -67,39 +68,6 @@ FD_MARGIN = 100
 CLOUDCORE_KB_PER_NODE = 300
 #: Sink inbox bound for the second throughput pass: more than any burst here can fill.
 BIG_INBOX = 10_000_000
-
-
-class BenchError(Exception):
-    """The benchmark cannot go on; the message says why."""
-
-
-class Figures:
-    """Prints ``name: value unit`` lines and keeps the values for the JSON summary."""
-
-    def __init__(self):
-        self.values = {}
-
-    def add(self, name, value, unit, note=""):
-        """Record and print one figure."""
-        if isinstance(value, float):
-            value = round(value, 1) if abs(value) >= 100 else round(value, 3)
-        self.values[name] = value
-        print("{}: {} {}{}".format(name, value, unit, "  ({})".format(note) if note else ""),
-              flush=True)
-
-
-def say(text):
-    """A comment line: progress and settings, not a figure."""
-    print("# " + text, flush=True)
-
-
-def percentile(sorted_values, fraction):
-    """Nearest-rank percentile of an ascending list."""
-    if not sorted_values:
-        return float("nan")
-    index = max(0, min(len(sorted_values) - 1,
-                       int(math.ceil(fraction * len(sorted_values))) - 1))
-    return sorted_values[index]
 
 
 class Child:

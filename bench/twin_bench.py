@@ -51,18 +51,10 @@ import threading
 import time
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
-from _procs import stop_process  # noqa: E402
+from _common import percentile, stop_process  # noqa: E402
 
 DEVICE_TOPIC = "$hw/events/device/bench-{}/twin/update"
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-
-
-def percentile(values, fraction):
-    """The ``fraction`` percentile (nearest rank) of ``values``."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, int(round(fraction * len(ordered))) - 1))]
 
 
 def free_port():
