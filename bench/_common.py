@@ -2,10 +2,11 @@
 child processes it started (by their PID, never by name)."""
 
 import math
+import os
 import signal
 import subprocess
 
-__all__ = ["BenchError", "Figures", "say", "percentile", "stop_process"]
+__all__ = ["BenchError", "Figures", "say", "say_tail", "percentile", "stop_process"]
 
 
 class BenchError(Exception):
@@ -36,6 +37,17 @@ class Figures:
 def say(text):
     """A comment line: progress and settings, not a figure."""
     print("# " + text, flush=True)
+
+
+def say_tail(path, lines=10):
+    """The last ``lines`` lines of a child's log as comment lines (nothing if unreadable)."""
+    try:
+        with open(path, errors="replace") as f:
+            tail = f.readlines()[-lines:]
+    except OSError:
+        return
+    for line in tail:
+        say("{}: {}".format(os.path.basename(path), line.rstrip()))
 
 
 def percentile(values, fraction):

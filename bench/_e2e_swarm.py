@@ -34,12 +34,9 @@ import time
 # Measure the working tree, not whatever copy of the package is installed.
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
 
-from twisted.internet import defer, stdio, task  # noqa: E402
-from twisted.logger import (  # noqa: E402
-    FilteringLogObserver, LogLevel, LogLevelFilterPredicate, globalLogBeginner,
-    textFileLogObserver)
+from twisted.internet import task  # noqa: E402
 
-from _hub_swarm import Control, Swarm, raise_nofile  # noqa: E402
+from _hub_swarm import Swarm, run_swarm  # noqa: E402
 from kubeedge_tw.cloud.cloudhub.session import needs_ack  # noqa: E402
 from kubeedge_tw.common import message as m  # noqa: E402
 from kubeedge_tw.common import names  # noqa: E402
@@ -187,33 +184,7 @@ def parse_args(argv):
 
 
 def main(reactor, argv):
-    args = parse_args(argv)
-    soft, hard = raise_nofile()
-    # Warnings and worse to stderr (a file the orchestrator keeps).
-    warnings = FilteringLogObserver(textFileLogObserver(sys.stderr),
-                                    [LogLevelFilterPredicate(defaultLogLevel=LogLevel.warn)])
-    globalLogBeginner.beginLoggingTo([warnings], redirectStandardIO=False,
-                                     discardBuffer=True)
-    done = defer.Deferred()
-
-    def finish():
-        if not done.called:
-            done.callback(None)
-
-    swarm = E2ESwarm(reactor, args)
-    swarm.stop = finish
-    control = Control(swarm, finish)
-    stdio.StandardIO(control, reactor=reactor)
-    deadline = reactor.callLater(args.max_seconds, finish)
-    control.send({"id": 0, "ready": True, "pid": os.getpid(), "nofile_soft": soft,
-                  "nofile_hard": hard, "rss": swarm.rss_start})
-
-    def cleanup(result):
-        if deadline.active():
-            deadline.cancel()
-        return result
-
-    return done.addBoth(cleanup)
+    return run_swarm(reactor, parse_args(argv), E2ESwarm)
 
 
 if __name__ == "__main__":

@@ -401,7 +401,12 @@ def parse_args(argv):
 
 
 def main(reactor, argv):
-    args = parse_args(argv)
+    return run_swarm(reactor, parse_args(argv), Swarm)
+
+
+def run_swarm(reactor, args, swarm_class):
+    """Run a ``swarm_class`` swarm under the orchestrator's control channel until it says
+    stop or ``args.max_seconds`` pass."""
     soft, hard = raise_nofile()
     # Warnings and worse to stderr (a file the orchestrator keeps); nothing is buffered.
     warnings = FilteringLogObserver(textFileLogObserver(sys.stderr),
@@ -414,7 +419,7 @@ def main(reactor, argv):
         if not done.called:
             done.callback(None)
 
-    swarm = Swarm(reactor, args)
+    swarm = swarm_class(reactor, args)
     swarm.stop = finish
     control = Control(swarm, finish)
     stdio.StandardIO(control, reactor=reactor)

@@ -53,7 +53,8 @@ import uuid
 
 # Measure the working tree, not whatever copy of the package is installed.
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
-from _common import BenchError, Figures, percentile, say, stop_process  # noqa: E402
+from _common import (  # noqa: E402
+    BenchError, Figures, percentile, say, say_tail, stop_process)
 
 import psutil  # noqa: E402
 import twisted  # noqa: E402
@@ -924,7 +925,7 @@ class Bench:
         except Exception as e:  # BenchError, or a bug: report it, keep what was measured
             say("benchmark stopped: {}: {}".format(type(e).__name__, e))
             for name in ("cloud.stderr", "cloud.log", "swarm0.stderr", "edge.log"):
-                self._tail(os.path.join(tmp, name))
+                say_tail(os.path.join(tmp, name))
             status = 0 if self.figures.values else 1
         finally:
             await self.stop_everything()
@@ -951,16 +952,6 @@ class Bench:
                 shutil.copy(os.path.join(tmp, name), os.path.join(target, name.replace(
                     "/", "-")))
         say("logs kept in {}".format(target))
-
-    @staticmethod
-    def _tail(path, lines=10):
-        try:
-            with open(path, errors="replace") as f:
-                tail = f.readlines()[-lines:]
-        except OSError:
-            return
-        for line in tail:
-            say("{}: {}".format(os.path.basename(path), line.rstrip()))
 
     @staticmethod
     def _log_summary(path):

@@ -53,7 +53,7 @@ import time
 
 # Measure the working tree, not whatever copy of the package is installed.
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
-from _common import BenchError, Figures, percentile, say  # noqa: E402
+from _common import BenchError, Figures, percentile, say, say_tail  # noqa: E402
 
 import psutil  # noqa: E402
 import twisted  # noqa: E402
@@ -734,7 +734,7 @@ class Bench:
                 say("benchmark stopped: {}: {}".format(type(e).__name__, e))
                 for child in [self.cloud] + self.swarms:
                     if child is not None:
-                        self._tail(child.log_path)
+                        say_tail(child.log_path)
                 if not fig.values.get("connections_opened"):
                     self.stop_children()
                     return 1
@@ -745,16 +745,6 @@ class Bench:
         print(json.dumps({"bench": "hub", "nodes": nodes, "swarms": args.swarms,
                           "figures": fig.values}, sort_keys=True), flush=True)
         return 0
-
-    @staticmethod
-    def _tail(path, lines=10):
-        try:
-            with open(path, errors="replace") as f:
-                tail = f.readlines()[-lines:]
-        except OSError:
-            return
-        for line in tail:
-            say("{}: {}".format(os.path.basename(path), line.rstrip()))
 
     @staticmethod
     def _log_summary(path):
