@@ -948,12 +948,9 @@ class Edged(Module):
             env = await resolve_env(record.pod, container.raw, self._lookup, self.node_ip,
                                     self.node_name, self._allocatable())
         except (ConfigError, QueryFailed) as e:
-            record.waiting[container.name] = (CONFIG_ERROR, str(e))
-            self.log.warn("edged: container {container} of pod {pod}: {error}",
-                          container=container.name, pod=record.describe(), error=e,
-                          log_event="edged_container_config_error")
-            self._schedule_sync(record, self.retry_delay)
-            return False
+            return self._cannot_run(record, container, CONFIG_ERROR, e,
+                                    "edged: container {container} of pod {pod}: {error}",
+                                    "edged_container_config_error")
         config = await self._container_config(record, container, restart_count, env)
         await self._start_turns.acquire()
         try:
@@ -975,12 +972,10 @@ class Edged(Module):
                 await self.runtime.remove_container(config.name)
                 cid = await self.runtime.create_container(config)
         except (ContainerCreateError, ImageNotFound, NameConflict) as e:
-            record.waiting[container.name] = (CREATE_CONTAINER_ERROR, str(e))
-            self.log.warn("edged: cannot create container {container} of pod {pod}: {error}",
-                          container=container.name, pod=record.describe(), error=e,
-                          log_event="edged_container_create_failed")
-            self._schedule_sync(record, self.retry_delay)
-            return False
+            return self._cannot_run(
+                record, container, CREATE_CONTAINER_ERROR, e,
+                "edged: cannot create container {container} of pod {pod}: {error}",
+                "edged_container_create_failed")
         record.waiting.pop(container.name, None)
         try:
             await self.runtime.start_container(cid)
@@ -995,6 +990,15 @@ class Edged(Module):
                       container=container.name, pod=record.describe(), cid=cid[:12],
                       log_event="edged_container_started")
         return True
+
+    def _cannot_run(self, record, container, reason, error, text, log_event):
+        """A container cannot be created now: its waiting ``reason``, a warning, a retry;
+        False (nothing started)."""
+        record.waiting[container.name] = (reason, str(error))
+        self.log.warn(text, container=container.name, pod=record.describe(), error=error,
+                      log_event=log_event)
+        self._schedule_sync(record, self.retry_delay)
+        return False
 
     async def _container_config(self, record, container, restart_count, env):
         raw = container.raw
